@@ -8,7 +8,7 @@ use serde_json::json;
 use support::{TestServer, config, get, valid_claims, valid_token, with};
 
 async fn setup() -> (DevIdp, TestServer) {
-    let idp = DevIdp::start().await.unwrap();
+    let idp = DevIdp::start().await.expect("idp starts");
     let server = TestServer::start(&config(&idp)).await;
     (idp, server)
 }

@@ -3,7 +3,8 @@
 //!
 //! The identity provider is `dev_idp::DevIdp`, a real HTTP server in the test process.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+// Each test binary uses part of the harness; a panic here is a failed test.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -106,28 +107,11 @@ impl TestServer {
 
     /// GETs an admin path and returns status and body.
     pub async fn admin(&self, path: &str) -> (u16, String) {
-        let response =
-            reqwest_lite_get(&format!("http://{}{path}", self.server.admin_addr())).await;
-        response
+        let url = format!("http://{}{path}", self.server.admin_addr());
+        let response = reqwest::get(url).await.expect("admin listener answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("admin body"))
     }
-}
-
-/// A minimal HTTP/1.1 GET over a TCP socket, for the admin listener.
-async fn reqwest_lite_get(url: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// A Check request under construction.
