@@ -1,0 +1,29 @@
+//! tollgate's test kit: the pieces around tollgate that its end-to-end tests, its demo and
+//! its benchmarks need, and that a real deployment gets from elsewhere.
+//!
+//! - [`pki`]: a throwaway certificate authority and the certificates of the demo and the
+//!   tests (the upstream's server certificate, Envoy's client certificate, tollgate's
+//!   server certificate), generated at run time so no private key is ever committed;
+//! - [`echo`]: an upstream service over mTLS that answers every request with the request
+//!   headers it received, as JSON, so a test can see what Envoy forwarded;
+//! - [`template`]: fills the `${NAME}` placeholders of the configs in `envoy/` and
+//!   `examples/`, which hold ports and paths known only at run time;
+//! - [`envoy`]: starts the real Envoy from the repository's tooling folder on loopback and
+//!   reports the ports it bound.
+//!
+//! The binaries `echo-upstream` and `test-pki` expose the first two to `scripts/demo`.
+//! Nothing here is fit for production: the CA key lives in memory for one run and every
+//! listener is meant for loopback.
+
+pub mod echo;
+pub mod envoy;
+pub mod pki;
+pub mod template;
+
+use std::path::PathBuf;
+
+/// The root of the tollgate repository (the workspace this crate belongs to).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
