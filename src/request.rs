@@ -48,9 +48,16 @@ impl<'a> HttpRequestView<'a> {
         }
     }
 
-    /// Envoy's request id (`x-request-id`), when present.
+    /// Envoy's request id: the `x-request-id` header, which Envoy sets on every request
+    /// and uses in its access logs and traces, else the Check's `id` attribute.
+    ///
+    /// The header comes first because Envoy fills `id` with its internal stream id (a
+    /// decimal number), not with `x-request-id`, so `id` alone would tie nothing together.
     pub fn request_id(self) -> Option<&'a str> {
-        self.http.map(|h| h.id.as_str()).filter(|id| !id.is_empty())
+        self.first("x-request-id")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .or_else(|| self.http.map(|h| h.id.as_str()))
+            .filter(|id| !id.is_empty())
     }
 
     /// Every value of a header, by lowercase name, from both header representations.
@@ -76,5 +83,47 @@ impl<'a> HttpRequestView<'a> {
     /// The first value of a header.
     pub fn first(self, name: &str) -> Option<&'a [u8]> {
         self.values(name).next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::Request;
+
+    use super::*;
+
+    fn check(id: &str, headers: &[(&str, &str)]) -> CheckRequest {
+        let http = HttpRequest {
+            id: id.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(Request {
+                    http: Some(http),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn request_id_is_the_x_request_id_header_before_the_stream_id() {
+        let both = check("8437262948261", &[("x-request-id", "9f1c-req")]);
+        let stream_only = check("8437262948261", &[]);
+        let neither = check("", &[]);
+
+        assert_eq!(HttpRequestView::new(&both).request_id(), Some("9f1c-req"));
+        assert_eq!(
+            HttpRequestView::new(&stream_only).request_id(),
+            Some("8437262948261")
+        );
+        assert_eq!(HttpRequestView::new(&neither).request_id(), None);
     }
 }
