@@ -5,6 +5,7 @@
 //! a token names an unknown `kid`, bounded by the configured budget.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -12,11 +13,12 @@ use crate::UnixTime;
 use crate::config::Config;
 use crate::correlation::CorrelationId;
 use crate::decision::{Allow, Decision, Deny, DenyReason};
-use crate::jwks::{Candidates, KeyStore};
+use crate::jwks::{Candidates, KeyStore, ProviderKeys};
 use crate::policy::requirement::{RequirementError, Scalars, claim_values};
-use crate::policy::{Access, PolicyName, SelectError, Selection, TokenPolicy};
+use crate::policy::{Access, PolicyName, Provider, SelectError, Selection, TokenPolicy};
 use crate::request::HttpRequestView;
 use crate::token::{self, TokenError, TokenSource};
+use crate::token_cache::{TokenCache, VerifiedToken};
 use crate::verify::{self, ClaimError, Jws, VerifyError};
 
 /// Longest value of one forwarded claim header.
@@ -27,6 +29,7 @@ pub const MAX_CLAIM_HEADER_BYTES: usize = 4096;
 pub struct Authorizer {
     config: Arc<Config>,
     keys: Arc<KeyStore>,
+    cache: TokenCache,
 }
 
 /// A decision and what the logs, metrics and metadata need to explain it.
@@ -67,7 +70,12 @@ impl Failure {
 impl Authorizer {
     /// An authorizer over a checked config and the key store built from it.
     pub fn new(config: Arc<Config>, keys: Arc<KeyStore>) -> Self {
-        Self { config, keys }
+        let cache = TokenCache::new(config.token_cache_bytes);
+        Self {
+            config,
+            keys,
+            cache,
+        }
     }
 
     /// The config in force.
@@ -78,6 +86,11 @@ impl Authorizer {
     /// The providers' keys.
     pub fn keys(&self) -> &Arc<KeyStore> {
         &self.keys
+    }
+
+    /// The verified-token cache.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
     }
 
     /// Decides one Check request.
@@ -131,7 +144,19 @@ impl Authorizer {
             .authenticate(token_policy, request, now, &mut outcome)
             .await
         {
-            Ok(claims) => Decision::Allow(self.allow(token_policy, &claims)),
+            Ok(verified) => {
+                let sub = verified
+                    .claims
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let issuer = self
+                    .keys
+                    .get(&token_policy.provider)
+                    .map(|k| k.provider().issuer.clone());
+                outcome.subject = Some((issuer.unwrap_or_default(), sub.to_owned()));
+                Decision::Allow(self.allow(token_policy, &verified.claims))
+            }
             Err(failure) => {
                 outcome.detail = failure.detail;
                 let scope = (failure.reason == DenyReason::InsufficientScope)
@@ -149,51 +174,75 @@ impl Authorizer {
         outcome
     }
 
+    /// Finds and verifies the token, from the cache when it was verified before, then
+    /// checks the policy's requirements.
     async fn authenticate(
         &self,
         policy: &TokenPolicy,
         request: HttpRequestView<'_>,
         now: UnixTime,
         outcome: &mut Outcome,
-    ) -> Result<Map<String, Value>, Failure> {
+    ) -> Result<Arc<VerifiedToken>, Failure> {
         let token = token::extract(&policy.sources, request, self.config.max_token_bytes)
             .map_err(token_failure)?;
-        let jws = Jws::parse(token.as_str()).map_err(verify_failure)?;
-        outcome.kid = jws.kid().map(str::to_owned);
-
         let keys = self.keys.get(&policy.provider).ok_or_else(|| {
-            Failure::new(
-                DenyReason::Internal,
-                format!("provider {} has no key store", policy.provider),
-            )
+            let detail = format!("provider {} has no key store", policy.provider);
+            Failure::new(DenyReason::Internal, detail)
         })?;
-        let provider = keys.provider().clone();
+        let provider = keys.provider();
+
+        // Only tokens that passed strict decoding are ever inserted, so looking up the raw
+        // text is safe: a variant spelling of a cached token simply misses.
+        let digest = TokenCache::digest(&provider.name, token.as_str());
+        if let Some(hit) = self.cache.get(&digest) {
+            outcome.kid = hit.kid.clone();
+            let key_set = keys.current().ok_or_else(|| unavailable(provider))?;
+            if key_set.has_fingerprint(hit.key_fingerprint) {
+                verify::registered(&hit.claims, &provider.issuer, now, provider.clock_skew)
+                    .map_err(claim_failure)?;
+                check_policy(policy, &hit.claims)?;
+                return Ok(hit);
+            }
+            // The key that verified it left the set: verify again, which now fails.
+            self.cache.remove(&digest);
+        }
+
+        let verified = self.verify(token.as_str(), keys, now, outcome).await?;
+        self.cache.insert(digest, verified.clone());
+        check_policy(policy, &verified.claims)?;
+        Ok(verified)
+    }
+
+    /// The full verification of a token not in the cache: form, algorithm, key,
+    /// signature, issuer and time.
+    async fn verify(
+        &self,
+        token: &str,
+        keys: &ProviderKeys,
+        now: UnixTime,
+        outcome: &mut Outcome,
+    ) -> Result<Arc<VerifiedToken>, Failure> {
+        let provider = keys.provider();
+        let jws = Jws::parse(token).map_err(verify_failure)?;
+        outcome.kid = jws.kid().map(str::to_owned);
         let alg = jws
             .algorithm(&provider.algorithms)
             .map_err(verify_failure)?;
 
-        let unavailable = || {
-            Failure::new(
-                DenyReason::KeysUnavailable,
-                format!("provider {} has no usable keys", provider.name),
-            )
-        };
-        let mut key_set = keys.current().ok_or_else(unavailable)?;
+        let mut key_set = keys.current().ok_or_else(|| unavailable(provider))?;
         // Only a token that names a kid may trigger a refetch (BR-08): a kid-less token
         // would make every garbage token a request to the provider.
         if jws.kid().is_some()
             && matches!(key_set.candidates(jws.kid(), alg), Candidates::UnknownKid)
             && keys.refetch(self.config.check_budget).await
         {
-            key_set = keys.current().ok_or_else(unavailable)?;
+            key_set = keys.current().ok_or_else(|| unavailable(provider))?;
         }
         let candidates = match key_set.candidates(jws.kid(), alg) {
             Candidates::Keys(keys) => keys,
             Candidates::UnknownKid => {
-                return Err(Failure::new(
-                    DenyReason::UnknownKid,
-                    format!("provider {}", provider.name),
-                ));
+                let detail = format!("provider {}", provider.name);
+                return Err(Failure::new(DenyReason::UnknownKid, detail));
             }
             Candidates::KeyUnusable => {
                 return Err(Failure::new(
@@ -208,30 +257,23 @@ impl Authorizer {
                 ));
             }
         };
-        jws.verify(alg, &candidates).map_err(verify_failure)?;
+        let key = jws.verify(alg, &candidates).map_err(verify_failure)?;
 
         let claims = jws.claims().map_err(verify_failure)?;
-        verify::registered(&claims, &provider.issuer, now, provider.clock_skew)
+        let exp = verify::registered(&claims, &provider.issuer, now, provider.clock_skew)
             .map_err(claim_failure)?;
-        verify::audience(&claims, &policy.audiences).map_err(claim_failure)?;
-        check_scopes(policy, &claims)?;
-        for requirement in &policy.claims {
-            requirement.check(&claims).map_err(|e| match e {
-                RequirementError::Malformed(_) => Failure::new(DenyReason::ClaimMalformed, e),
-                RequirementError::Missing(_) | RequirementError::Mismatch(_) => {
-                    Failure::new(DenyReason::ClaimMismatch, e)
-                }
-            })?;
-        }
-        outcome.subject = Some((
-            provider.issuer.clone(),
-            claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        ));
-        Ok(claims)
+        let ttl = exp
+            .map(|exp| exp + provider.clock_skew.as_secs_f64() - now as f64)
+            .filter(|left| *left > 0.0)
+            .map_or(Duration::ZERO, Duration::from_secs_f64)
+            .min(self.config.token_cache_ttl);
+        Ok(Arc::new(VerifiedToken::new(
+            claims,
+            jws.kid().map(str::to_owned),
+            key.fingerprint,
+            ttl,
+            jws.payload_len(),
+        )))
     }
 
     fn allow(&self, policy: &TokenPolicy, claims: &Map<String, Value>) -> Allow {
@@ -251,6 +293,26 @@ impl Authorizer {
         }
         allow
     }
+}
+
+/// The policy's requirements on verified claims: audience, scopes, other claims.
+fn check_policy(policy: &TokenPolicy, claims: &Map<String, Value>) -> Result<(), Failure> {
+    verify::audience(claims, &policy.audiences).map_err(claim_failure)?;
+    check_scopes(policy, claims)?;
+    for requirement in &policy.claims {
+        requirement.check(claims).map_err(|e| match e {
+            RequirementError::Malformed(_) => Failure::new(DenyReason::ClaimMalformed, e),
+            RequirementError::Missing(_) | RequirementError::Mismatch(_) => {
+                Failure::new(DenyReason::ClaimMismatch, e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn unavailable(provider: &Provider) -> Failure {
+    let detail = format!("provider {} has no usable keys", provider.name);
+    Failure::new(DenyReason::KeysUnavailable, detail)
 }
 
 fn check_scopes(policy: &TokenPolicy, claims: &Map<String, Value>) -> Result<(), Failure> {

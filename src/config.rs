@@ -36,6 +36,10 @@ pub struct Config {
     pub correlation_header: String,
     /// Every header name that any policy fills from claims, lowercase.
     pub claim_headers: Vec<String>,
+    /// Estimated memory bound of the verified-token cache; 0 turns it off.
+    pub token_cache_bytes: u64,
+    /// Longest life of a cache entry.
+    pub token_cache_ttl: Duration,
 }
 
 /// One problem in a config file.

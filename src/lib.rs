@@ -23,6 +23,7 @@ pub mod server;
 pub mod service;
 pub mod telemetry;
 pub mod token;
+pub mod token_cache;
 pub mod verify;
 
 /// Seconds since the Unix epoch, as JWT NumericDate values count them.

@@ -153,6 +153,11 @@ impl<'t> Jws<'t> {
             .ok_or(VerifyError::BadSignature)
     }
 
+    /// Length of the decoded payload, to size cache entries.
+    pub fn payload_len(&self) -> usize {
+        self.payload.len()
+    }
+
     /// The claim set. Call only after [`Jws::verify`] succeeded.
     ///
     /// # Errors

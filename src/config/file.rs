@@ -30,6 +30,29 @@ pub struct File {
     /// Correlation id settings.
     #[serde(default)]
     pub correlation: Correlation,
+    /// Verified-token cache settings.
+    #[serde(default)]
+    pub token_cache: TokenCache,
+}
+
+/// `token_cache:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenCache {
+    /// Estimated memory the cache may use, in bytes; 0 turns it off.
+    pub max_bytes: u64,
+    /// Longest an entry lives, whatever the token's `exp`.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            max_ttl: Duration::from_secs(300),
+        }
+    }
 }
 
 /// `server:`

@@ -178,6 +178,8 @@ pub fn check(raw: File, path: &Path) -> Result<Config, Vec<Problem>> {
         policies: Policies::new(policies, routes, default),
         correlation_header,
         claim_headers,
+        token_cache_bytes: raw.token_cache.max_bytes,
+        token_cache_ttl: raw.token_cache.max_ttl,
     })
 }
 

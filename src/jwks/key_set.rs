@@ -82,6 +82,8 @@ pub struct VerifyingKey {
     pub alg: Option<Algorithm>,
     /// The key, ready for verification.
     pub key: DecodingKey,
+    /// A hash of the key material, to tell whether a key is still in a later set.
+    pub fingerprint: u64,
 }
 
 impl VerifyingKey {
@@ -220,6 +222,11 @@ impl KeySet {
         }
     }
 
+    /// Whether a key with this fingerprint is in the set.
+    pub fn has_fingerprint(&self, fingerprint: u64) -> bool {
+        self.keys.iter().any(|k| k.fingerprint == fingerprint)
+    }
+
     /// Whether a `kid` is in this set (usable or not).
     pub fn knows(&self, kid: &str) -> bool {
         self.keys
@@ -284,12 +291,25 @@ fn parse_jwk(jwk: &Value) -> Result<VerifyingKey, String> {
     {
         return Err(format!("alg {alg:?} does not fit a {kind:?} key"));
     }
+    let fingerprint = fingerprint(kind, &key);
     Ok(VerifyingKey {
         kid,
         kind,
         alg,
         key,
+        fingerprint,
     })
+}
+
+fn fingerprint(kind: KeyKind, key: &DecodingKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{kind:?}").hash(&mut hasher);
+    match key.kind() {
+        jsonwebtoken::DecodingKeyKind::SecretOrDer(bytes) => bytes.hash(&mut hasher),
+        jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n, e } => (n, e).hash(&mut hasher),
+    }
+    hasher.finish()
 }
 
 fn rsa_key(n: Option<&str>, e: Option<&str>) -> Result<(KeyKind, DecodingKey), String> {
