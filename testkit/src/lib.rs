@@ -9,7 +9,9 @@
 //! - [`template`]: fills the `${NAME}` placeholders of the configs in `envoy/` and
 //!   `examples/`, which hold ports and paths known only at run time;
 //! - [`envoy`]: starts the real Envoy from the repository's tooling folder on loopback and
-//!   reports the ports it bound.
+//!   reports the ports it bound;
+//! - [`tls_proxy`]: a mutual-TLS front for a plaintext service, where the service has no
+//!   TLS listener of its own yet.
 //!
 //! The binaries `echo-upstream` and `test-pki` expose the first two to `scripts/demo`.
 //! Nothing here is fit for production: the CA key lives in memory for one run and every
@@ -19,6 +21,7 @@ pub mod echo;
 pub mod envoy;
 pub mod pki;
 pub mod template;
+pub mod tls_proxy;
 
 use std::path::PathBuf;
 

@@ -123,12 +123,41 @@ impl TestPki {
     ///
     /// If the PEM texts do not parse.
     pub fn echo_server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-        server_config(&self.echo.cert_pem, &self.echo.key_pem, &self.ca_pem)
+        server_config(
+            &self.echo.cert_pem,
+            &self.echo.key_pem,
+            &self.ca_pem,
+            Alpn::Http1,
+        )
+    }
+
+    /// tollgate's TLS settings for gRPC: its certificate, ALPN `h2`, and client
+    /// certificates required and checked against the CA.
+    ///
+    /// # Errors
+    ///
+    /// If the PEM texts do not parse.
+    pub fn tollgate_server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        server_config(
+            &self.tollgate.cert_pem,
+            &self.tollgate.key_pem,
+            &self.ca_pem,
+            Alpn::Http2,
+        )
     }
 }
 
-/// TLS settings of a server that presents `cert_pem` and requires a client certificate
-/// issued by `client_ca_pem`. HTTP/1.1 only.
+/// The application protocol a TLS server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// `http/1.1`.
+    Http1,
+    /// `h2`, as gRPC needs.
+    Http2,
+}
+
+/// TLS settings of a server that presents `cert_pem`, requires a client certificate
+/// issued by `client_ca_pem`, and speaks `alpn`.
 ///
 /// # Errors
 ///
@@ -137,6 +166,7 @@ pub fn server_config(
     cert_pem: &str,
     key_pem: &str,
     client_ca_pem: &str,
+    alpn: Alpn,
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -162,7 +192,10 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .context("the key does not fit the certificate")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![match alpn {
+        Alpn::Http1 => b"http/1.1".to_vec(),
+        Alpn::Http2 => b"h2".to_vec(),
+    }];
     Ok(Arc::new(config))
 }
 
@@ -255,9 +288,10 @@ mod tests {
     }
 
     #[test]
-    fn echo_server_config_builds() {
+    fn server_configs_build() {
         let pki = TestPki::generate().unwrap();
 
         assert!(pki.echo_server_config().is_ok());
+        assert!(pki.tollgate_server_config().is_ok());
     }
 }

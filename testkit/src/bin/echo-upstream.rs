@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         &read("echo.pem")?,
         &read("echo-key.pem")?,
         &read(pki::CA_FILE)?,
+        pki::Alpn::Http1,
     )?;
 
     let echo = EchoUpstream::start(cli.listen, tls).await?;
