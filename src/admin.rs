@@ -1,31 +1,48 @@
-//! The admin HTTP listener: `/healthz` (the process serves) and `/readyz` (every
-//! provider has keys).
+//! The admin HTTP listener: `/healthz` (the process serves), `/readyz` (every provider
+//! has keys) and `/metrics` (Prometheus text).
 //!
 //! Kubernetes probes and load balancers use these; they carry no secrets, only provider
 //! names and the last fetch error.
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::authorizer::Authorizer;
+use crate::server::State as ServerState;
 
-/// The admin routes over the authorizer in force.
-pub fn router(authorizer: Arc<ArcSwap<Authorizer>>) -> Router {
+/// The admin routes over the server's state.
+pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(authorizer)
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
-async fn readyz(State(authorizer): State<Arc<ArcSwap<Authorizer>>>) -> (StatusCode, String) {
-    let authorizer = authorizer.load();
+async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    let text = crate::telemetry::metrics::metrics().render(state.authorizer.load().keys());
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+async fn readyz(State(state): State<Arc<ServerState>>) -> (StatusCode, String) {
+    let authorizer = state.authorizer.load();
     let mut body = String::new();
     let mut ready = true;
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        ready = false;
+        body.push_str("shutting down\n");
+    }
     for keys in authorizer.keys().iter() {
         let name = &keys.provider().name;
         match keys.current() {

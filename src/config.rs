@@ -5,6 +5,7 @@
 //! at once, so one run of `tollgate check-config` shows everything to fix.
 
 pub mod file;
+pub mod reload;
 pub mod validate;
 
 use std::fmt;
@@ -28,6 +29,8 @@ pub struct Config {
     pub max_token_bytes: usize,
     /// Longest wait of a Check for an early key refetch.
     pub check_budget: Duration,
+    /// How long in-flight Checks may take to finish at shutdown.
+    pub shutdown_grace: Duration,
     /// Every provider.
     pub providers: Vec<Arc<Provider>>,
     /// Policies, routes and the default.

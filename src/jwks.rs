@@ -53,6 +53,38 @@ impl KeyStore {
         }
     }
 
+    /// The store for a reloaded config: providers whose settings did not change keep their
+    /// keys and refresh task; new or changed ones start fetching; the rest are retired.
+    pub fn reload(
+        &self,
+        providers: impl IntoIterator<Item = Arc<Provider>>,
+        client: &reqwest::Client,
+        stop: &CancellationToken,
+    ) -> Self {
+        let mut kept = HashMap::new();
+        for provider in providers {
+            let same = self
+                .providers
+                .get(&provider.name)
+                .filter(|old| **old.provider() == *provider);
+            let keys = match same {
+                Some(old) => old.clone(),
+                None => {
+                    let keys = Arc::new(ProviderKeys::new(provider.clone()));
+                    tokio::spawn(keys.clone().run(client.clone(), stop.child_token()));
+                    keys
+                }
+            };
+            kept.insert(provider.name.clone(), keys);
+        }
+        for (name, old) in &self.providers {
+            if !kept.get(name).is_some_and(|new| Arc::ptr_eq(new, old)) {
+                old.retire();
+            }
+        }
+        Self { providers: kept }
+    }
+
     /// Whether every provider has keys to verify with.
     pub fn ready(&self) -> bool {
         self.providers.values().all(|p| p.current().is_some())

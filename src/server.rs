@@ -1,11 +1,16 @@
-//! Running tollgate: the gRPC Check listener, the admin listener, and the key refresh
-//! tasks, started together and stopped together.
+//! Running tollgate: the gRPC Check listener (with the standard gRPC health service), the
+//! admin listener, the key refresh tasks and the config reloader, started together and
+//! stopped together.
 //!
 //! Listeners bind before [`Server::start`] returns, so a caller (or a test) can use the
-//! bound addresses at once; keys load in the background and `/readyz` says when.
+//! bound addresses at once; keys load in the background and readiness says when.
+//! Shutdown reports not-ready first, then stops accepting and lets in-flight Checks finish
+//! within the configured grace period.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
@@ -13,11 +18,17 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::authorizer::Authorizer;
 use crate::config::Config;
+use crate::config::reload::Reloader;
 use crate::jwks::{KeyStore, fetch};
 use crate::service::CheckService;
+
+/// The gRPC service name Envoy and Kubernetes health-check.
+const CHECK_SERVICE: &str = "envoy.service.auth.v3.Authorization";
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,25 +53,46 @@ pub enum ServeError {
     Admin(#[source] std::io::Error),
 }
 
+/// What the admin listener and the health task read.
+#[derive(Debug)]
+pub struct State {
+    /// The authorizer in force; a reload swaps it.
+    pub authorizer: Arc<ArcSwap<Authorizer>>,
+    /// Set at shutdown: readiness turns false before the listeners close.
+    pub draining: AtomicBool,
+}
+
+impl State {
+    /// Whether the server should receive traffic: not draining, every provider has keys.
+    pub fn ready(&self) -> bool {
+        !self.draining.load(Ordering::Acquire) && self.authorizer.load().keys().ready()
+    }
+}
+
 /// A running tollgate.
 #[derive(Debug)]
 pub struct Server {
     grpc_addr: SocketAddr,
     admin_addr: SocketAddr,
-    authorizer: Arc<ArcSwap<Authorizer>>,
+    state: Arc<State>,
+    reloader: Arc<Reloader>,
+    grace: Duration,
+    stop_accepting: CancellationToken,
     stop: CancellationToken,
     grpc: JoinHandle<Result<(), ServeError>>,
     admin: JoinHandle<Result<(), ServeError>>,
 }
 
 impl Server {
-    /// Binds both listeners, starts key refresh, and serves until [`Server::shutdown`].
+    /// Binds both listeners, starts key refresh and config reloading, and serves until
+    /// [`Server::shutdown`].
     ///
     /// # Errors
     ///
     /// [`ServeError`] when a listener cannot bind or the HTTP client cannot be built.
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         let stop = CancellationToken::new();
+        let stop_accepting = CancellationToken::new();
         let client = fetch::client().map_err(ServeError::Client)?;
         let keys = Arc::new(KeyStore::new(config.providers.iter().cloned()));
         keys.spawn_refresh(&client, &stop);
@@ -69,21 +101,38 @@ impl Server {
         let admin_listener = bind(config.admin).await?;
         let grpc_addr = local_addr(&grpc_listener, config.grpc)?;
         let admin_addr = local_addr(&admin_listener, config.admin)?;
+        let grace = config.shutdown_grace;
+        let path = config.path.clone();
 
         let authorizer = Arc::new(ArcSwap::from_pointee(Authorizer::new(
             Arc::new(config),
             keys,
         )));
-        let service = AuthorizationServer::new(CheckService::new(authorizer.clone()));
+        let state = Arc::new(State {
+            authorizer: authorizer.clone(),
+            draining: AtomicBool::new(false),
+        });
+        let reloader = Arc::new(Reloader::new(
+            &path,
+            authorizer.clone(),
+            client,
+            stop.clone(),
+        ));
+        tokio::spawn(reloader.clone().watch());
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        tokio::spawn(report_health(state.clone(), health, stop.clone()));
+        let service = AuthorizationServer::new(CheckService::new(authorizer));
         let grpc = tokio::spawn({
-            let stop = stop.clone();
+            let stop_accepting = stop_accepting.clone();
             async move {
                 tonic::transport::Server::builder()
                     .tcp_nodelay(true)
+                    .add_service(health_service)
                     .add_service(service)
                     .serve_with_incoming_shutdown(
                         TcpListenerStream::new(grpc_listener),
-                        stop.cancelled_owned(),
+                        stop_accepting.cancelled_owned(),
                     )
                     .await
                     .map_err(ServeError::Grpc)
@@ -91,7 +140,7 @@ impl Server {
         });
         let admin = tokio::spawn({
             let stop = stop.clone();
-            let router = crate::admin::router(authorizer.clone());
+            let router = crate::admin::router(state.clone());
             async move {
                 axum::serve(admin_listener, router)
                     .with_graceful_shutdown(stop.cancelled_owned())
@@ -103,7 +152,10 @@ impl Server {
         Ok(Self {
             grpc_addr,
             admin_addr,
-            authorizer,
+            state,
+            reloader,
+            grace,
+            stop_accepting,
             stop,
             grpc,
             admin,
@@ -122,10 +174,15 @@ impl Server {
 
     /// The authorizer in force.
     pub fn authorizer(&self) -> Arc<Authorizer> {
-        self.authorizer.load_full()
+        self.state.authorizer.load_full()
     }
 
-    /// Waits until either listener fails or the server is shut down.
+    /// The config reloader, to reload on demand.
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Waits until either listener fails.
     ///
     /// # Errors
     ///
@@ -135,15 +192,48 @@ impl Server {
             r = &mut self.grpc => r,
             r = &mut self.admin => r,
         };
+        self.stop_accepting.cancel();
         self.stop.cancel();
         result.unwrap_or(Ok(()))
     }
 
-    /// Stops accepting, lets in-flight Checks finish, and stops the refresh tasks.
-    pub async fn shutdown(self) {
+    /// Reports not-ready, stops accepting, lets in-flight Checks finish within the grace
+    /// period, then stops everything else.
+    pub async fn shutdown(mut self) {
+        self.state.draining.store(true, Ordering::Release);
+        self.stop_accepting.cancel();
+        if tokio::time::timeout(self.grace, &mut self.grpc)
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.grace, "checks still running after the grace period");
+            self.grpc.abort();
+        }
         self.stop.cancel();
-        let _ = self.grpc.await;
         let _ = self.admin.await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Keeps the gRPC health status of the Check service (and of the server as a whole, `""`)
+/// in step with readiness.
+async fn report_health(state: Arc<State>, health: HealthReporter, stop: CancellationToken) {
+    let mut last = None;
+    loop {
+        let status = if state.ready() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            health.set_service_status(CHECK_SERVICE, status).await;
+            health.set_service_status("", status).await;
+            last = Some(status);
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use futures_util::FutureExt;
 use crate::authorizer::{Authorizer, Outcome};
 use crate::decision::{Decision, Deny, DenyReason};
 use crate::request::HttpRequestView;
+use crate::telemetry::metrics::metrics;
 
 /// gRPC code OK.
 const OK: i32 = 0;
@@ -47,6 +48,7 @@ impl CheckService {
 
     /// Decides one Check and builds Envoy's answer; never fails.
     pub async fn decide(&self, request: &CheckRequest) -> CheckResponse {
+        let started = std::time::Instant::now();
         let authorizer = self.authorizer.load_full();
         let view = HttpRequestView::new(request);
         let named = request
@@ -70,7 +72,13 @@ impl CheckService {
                 }
             });
         log(&outcome);
-        respond(&outcome, &authorizer.config().correlation_header)
+        let response = respond(&outcome, &authorizer.config().correlation_header);
+        let (decision, reason) = match &outcome.decision {
+            Decision::Allow(_) => ("allow", ""),
+            Decision::Deny(deny) => ("deny", deny.reason.as_str()),
+        };
+        metrics().record_check(decision, reason, started.elapsed());
+        response
     }
 }
 

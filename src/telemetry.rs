@@ -1,7 +1,10 @@
-//! Logging: a `tracing` subscriber, human-readable on a terminal and JSON otherwise.
+//! Logging and metrics: a `tracing` subscriber, human-readable on a terminal and JSON
+//! otherwise, and the metric instruments in [`metrics`].
 //!
 //! The filter comes from `RUST_LOG` (default `info`). Nothing on the request path logs a
 //! token, a cookie, an `Authorization` header or key material; see [`crate::token`].
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

@@ -116,12 +116,14 @@ impl TokenCache {
     /// A cached verification, counting the hit or miss.
     pub fn get(&self, key: &TokenDigest) -> Option<Arc<VerifiedToken>> {
         let found = self.entries.as_ref()?.get(key);
-        let counter = if found.is_some() {
-            &self.hits
+        let metrics = crate::telemetry::metrics::metrics();
+        if found.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            metrics.cache_hits.inc();
         } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            metrics.cache_misses.inc();
+        }
         found
     }
 

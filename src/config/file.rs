@@ -68,6 +68,9 @@ pub struct Server {
     /// The longest a Check may wait for a key refetch.
     #[serde(with = "humantime_serde")]
     pub check_budget: Duration,
+    /// How long in-flight Checks may take to finish at shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Server {
@@ -77,6 +80,7 @@ impl Default for Server {
             admin: "127.0.0.1:9090".into(),
             max_token_bytes: 8 * 1024,
             check_budget: Duration::from_millis(100),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }

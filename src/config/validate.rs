@@ -174,6 +174,7 @@ pub fn check(raw: File, path: &Path) -> Result<Config, Vec<Problem>> {
         admin,
         max_token_bytes: raw.server.max_token_bytes,
         check_budget: raw.server.check_budget,
+        shutdown_grace: raw.server.shutdown_grace,
         providers: providers.into_values().collect(),
         policies: Policies::new(policies, routes, default),
         correlation_header,

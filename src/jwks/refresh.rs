@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::policy::Provider;
+use crate::telemetry::metrics::{ProviderLabels, metrics};
 
 use super::fetch;
 use super::key_set::KeySet;
@@ -43,6 +44,7 @@ pub struct ProviderKeys {
     last_refetch: std::sync::Mutex<Option<Instant>>,
     attempts: watch::Sender<u64>,
     suppressed: AtomicU64,
+    retired: CancellationToken,
 }
 
 impl ProviderKeys {
@@ -56,6 +58,7 @@ impl ProviderKeys {
             last_refetch: std::sync::Mutex::new(None),
             attempts: watch::Sender::new(0),
             suppressed: AtomicU64::new(0),
+            retired: CancellationToken::new(),
         }
     }
 
@@ -97,6 +100,10 @@ impl ProviderKeys {
                 (true, true) => seen + 1,
                 (true, false) => {
                     self.suppressed.fetch_add(1, Ordering::Relaxed);
+                    let labels = ProviderLabels {
+                        provider: self.provider.name.to_string(),
+                    };
+                    metrics().refetches_suppressed.get_or_create(&labels).inc();
                     return false;
                 }
                 // A fetch under way may have started before the key was published: wait
@@ -113,7 +120,12 @@ impl ProviderKeys {
             .is_ok()
     }
 
-    /// Runs the refresh loop until `stop` is cancelled.
+    /// Stops this provider's refresh loop for good (a reload removed or changed it).
+    pub fn retire(&self) {
+        self.retired.cancel();
+    }
+
+    /// Runs the refresh loop until `stop` is cancelled or the provider is retired.
     pub async fn run(self: Arc<Self>, client: reqwest::Client, stop: CancellationToken) {
         let mut backoff = BACKOFF_START;
         let mut jwks_uri: Option<String> = None;
@@ -127,11 +139,13 @@ impl ProviderKeys {
                 let known = if early { jwks_uri.as_deref() } else { None };
                 match fetch::keys(&client, &self.provider, known).await {
                     Ok((fetched, uri)) => {
+                        metrics().record_refresh(self.provider.name.as_str(), "success");
                         jwks_uri = uri;
                         backoff = BACKOFF_START;
                         self.store(fetched)
                     }
                     Err(error) => {
+                        metrics().record_refresh(self.provider.name.as_str(), "failure");
                         let delay = jitter(backoff);
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                         self.fail(&error, delay);
@@ -146,6 +160,7 @@ impl ProviderKeys {
 
             tokio::select! {
                 () = stop.cancelled() => return,
+                () = self.retired.cancelled() => return,
                 () = tokio::time::sleep(delay) => early = false,
                 () = self.wake.notified() => early = true,
             }
