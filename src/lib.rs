@@ -12,6 +12,7 @@
 //! and swaps atomically. Start reading at [`authorizer::Authorizer::check`].
 
 pub mod admin;
+pub mod apim;
 pub mod authorizer;
 pub mod config;
 pub mod correlation;
