@@ -9,9 +9,14 @@
 
 use roxmltree::Node;
 
-use super::{FindingKind, Findings, Jwks, Names, text, unreadable};
+use super::{FindingKind, Findings, Jwks, Names, unreadable};
 
+mod claims;
 mod keys;
+mod settings;
+
+use claims::{required_claims, scopes_and_claims, values};
+use settings::Settings;
 
 /// The placeholder written where tollgate needs a value APIM did not spell out.
 pub const PLACEHOLDER: &str = "REPLACE-ME";
@@ -213,130 +218,6 @@ pub(crate) fn convert(
     }
 }
 
-/// The attributes of `<validate-jwt>`.
-struct Settings {
-    token: Vec<TokenSource>,
-    status: u16,
-    message: Option<String>,
-    clock_skew: u64,
-}
-
-impl Settings {
-    fn read(node: Node<'_, '_>, findings: &mut Findings) -> Self {
-        let mut settings = Self {
-            token: Vec::new(),
-            status: 401,
-            message: None,
-            clock_skew: 0,
-        };
-        let mut header = None;
-        let mut scheme = None;
-        for attribute in node.attributes() {
-            let (name, value) = (attribute.name(), attribute.value());
-            if let Some(why) = unreadable(value) {
-                findings.attribute(node, name, FindingKind::Unsupported, why);
-                continue;
-            }
-            let mut unsupported = |why: &str| {
-                findings.attribute(node, name, FindingKind::Unsupported, why);
-            };
-            match name {
-                "header-name" => header = Some(value.to_ascii_lowercase()),
-                "require-scheme" => scheme = Some(value.to_owned()),
-                "query-parameter-name" => settings.token.push(TokenSource::Query(value.into())),
-                "token-value" => unsupported("tokens from expressions cannot be converted"),
-                "failed-validation-httpcode" => match value.parse() {
-                    Ok(status @ 400..=499) => settings.status = status,
-                    _ => unsupported("tollgate overrides only with a 4xx status; 401 written"),
-                },
-                "failed-validation-error-message" => settings.message = Some(value.into()),
-                "require-expiration-time" | "require-signed-tokens" => match value {
-                    "true" => {}
-                    "false" if name == "require-expiration-time" => {
-                        unsupported("tollgate always requires exp: tokens without it are refused");
-                    }
-                    "false" => unsupported("tollgate always requires signed tokens"),
-                    _ => unsupported("must be true or false; tollgate requires it anyway"),
-                },
-                "clock-skew" => match seconds(value) {
-                    Some(skew) => settings.clock_skew = skew,
-                    None => unsupported("not a number of seconds; 0s written (APIM's default)"),
-                },
-                "output-token-variable-name" => unsupported(
-                    "tollgate has no policy variables: send claims upstream with forward_claims",
-                ),
-                _ => unsupported("unknown attribute"),
-            }
-        }
-
-        match (header, scheme) {
-            (Some(header), scheme) if header == "authorization" => {
-                if scheme.is_none() {
-                    let why = "no require-scheme: tollgate reads `Authorization: Bearer <token>`";
-                    findings.attribute(node, "header-name", FindingKind::Differs, why);
-                }
-                let scheme = scheme.unwrap_or_else(|| "Bearer".into());
-                let source = TokenSource::Header {
-                    name: header,
-                    scheme: Some(scheme),
-                };
-                settings.token.insert(0, source);
-            }
-            (Some(header), scheme) => {
-                if scheme.is_some() {
-                    let why = "ignored, as APIM ignores it for headers other than Authorization";
-                    findings.attribute(node, "require-scheme", FindingKind::Differs, why);
-                }
-                let source = TokenSource::Header {
-                    name: header,
-                    scheme: None,
-                };
-                settings.token.insert(0, source);
-            }
-            (None, Some(_)) => {
-                let why = "applies to header-name Authorization only; not converted";
-                findings.attribute(node, "require-scheme", FindingKind::Unsupported, why);
-            }
-            (None, None) => {}
-        }
-        if settings.token.is_empty() {
-            let why = "no header-name or query-parameter-name: tollgate reads the token from \
-                       `Authorization: Bearer <token>`";
-            findings.element(node, FindingKind::Differs, why);
-            settings.token.push(TokenSource::Header {
-                name: "authorization".into(),
-                scheme: Some("Bearer".into()),
-            });
-        } else if settings.token.len() > 1 {
-            let why = "tollgate accepts the token from either place, and refuses a request \
-                       that sends both";
-            findings.attribute(node, "query-parameter-name", FindingKind::Differs, why);
-        }
-        settings
-    }
-}
-
-/// APIM's `clock-skew`: whole seconds, or a .NET TimeSpan (`[d.]hh:mm:ss`).
-fn seconds(value: &str) -> Option<u64> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse() {
-        return Some(seconds);
-    }
-    let (days, time) = match value.split_once('.') {
-        Some((days, time)) if time.contains(':') => (days.parse::<u64>().ok()?, time),
-        _ => (0, value),
-    };
-    let parts: Vec<u64> = time
-        .split(':')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let [h, m, s] = parts[..] else {
-        return None;
-    };
-    (m < 60 && s < 60).then_some(days * 86_400 + h * 3600 + m * 60 + s)
-}
-
 fn openid_config(node: Node<'_, '_>, findings: &mut Findings) -> Option<String> {
     for attribute in node.attributes().filter(|a| a.name() != "url") {
         let why = "not converted: tollgate fetches keys in the background and reports \
@@ -356,112 +237,6 @@ fn openid_config(node: Node<'_, '_>, findings: &mut Findings) -> Option<String> 
         return None;
     }
     Some(url.to_owned())
-}
-
-/// The readable texts of the `item` children of a list element, with their elements.
-fn values<'a, 'i>(
-    list: Node<'a, 'i>,
-    item: &str,
-    findings: &mut Findings,
-) -> Vec<(String, Node<'a, 'i>)> {
-    let mut found = Vec::new();
-    for child in list.children().filter(Node::is_element) {
-        if !child.has_tag_name(item) {
-            findings.element(child, FindingKind::Unsupported, "unknown element");
-            continue;
-        }
-        let value = text(child);
-        match unreadable(&value) {
-            Some(why) => findings.element(child, FindingKind::Unsupported, why),
-            None if value.is_empty() => {
-                findings.element(child, FindingKind::Unsupported, "empty value")
-            }
-            None => found.push((value, child)),
-        }
-    }
-    found
-}
-
-fn required_claims(node: Node<'_, '_>, findings: &mut Findings) -> Vec<Claim> {
-    let mut claims: Vec<Claim> = Vec::new();
-    for claim in node.children().filter(Node::is_element) {
-        if !claim.has_tag_name("claim") {
-            findings.element(claim, FindingKind::Unsupported, "unknown element");
-            continue;
-        }
-        let Some(name) = claim.attribute("name").filter(|n| !n.is_empty()) else {
-            findings.element(claim, FindingKind::Unsupported, "claim without a name");
-            continue;
-        };
-        let all = match claim.attribute("match") {
-            None | Some("all") => true,
-            Some("any") => false,
-            Some(_) => {
-                let why = "must be all or any; claim not converted";
-                findings.attribute(claim, "match", FindingKind::Unsupported, why);
-                continue;
-            }
-        };
-        for attribute in claim.attributes() {
-            if !matches!(attribute.name(), "name" | "match" | "separator") {
-                let why = "unknown attribute";
-                findings.attribute(claim, attribute.name(), FindingKind::Unsupported, why);
-            }
-        }
-        let values: Vec<String> = values(claim, "value", findings)
-            .into_iter()
-            .map(|(value, _)| value)
-            .collect();
-        if values.is_empty() {
-            findings.element(claim, FindingKind::Unsupported, "no readable value");
-            continue;
-        }
-        if claims.iter().any(|c| c.name == name) {
-            let why = "the same claim twice: tollgate keeps the first requirement";
-            findings.element(claim, FindingKind::Unsupported, why);
-            continue;
-        }
-        let separator = claim.attribute("separator").map(str::to_owned);
-        if matches!(name, "scp" | "scope") && separator.is_none() {
-            let why = "becomes scopes, split at spaces: APIM compared the whole value, so a \
-                       token holding several scopes now matches too";
-            findings.element(claim, FindingKind::Differs, why);
-        }
-        claims.push(Claim {
-            name: name.to_owned(),
-            all,
-            values,
-            separator,
-        });
-    }
-    claims
-}
-
-/// Splits required claims into scopes, audiences and other claims.
-///
-/// `scp` or `scope` (split at spaces, or unsplit) become `scopes`, since tollgate then
-/// answers 403 `insufficient_scope` naming them. `aud` becomes `audiences` when APIM
-/// listed none; with `match="all"` over several values it also stays a claim.
-fn scopes_and_claims(
-    claims: Vec<Claim>,
-    audiences: &mut Vec<String>,
-) -> (Option<Claim>, Vec<Claim>) {
-    let mut scopes = None;
-    let mut rest = Vec::new();
-    for claim in claims {
-        let space = claim.separator.as_deref().is_none_or(|s| s == " ");
-        if scopes.is_none() && matches!(claim.name.as_str(), "scp" | "scope") && space {
-            scopes = Some(claim);
-        } else if claim.name == "aud" && audiences.is_empty() {
-            audiences.extend(claim.values.iter().cloned());
-            if claim.all && claim.values.len() > 1 {
-                rest.push(claim);
-            }
-        } else {
-            rest.push(claim);
-        }
-    }
-    (scopes, rest)
 }
 
 /// Gives each provider its issuer: the `<issuer>` that its discovery URL names (OpenID
@@ -526,26 +301,5 @@ fn assign_issuers(
     for (_, at) in issuers {
         let why = "fits no provider: a tollgate provider has exactly one issuer";
         findings.element(at, FindingKind::Unsupported, why);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clock_skew_in_seconds_or_timespan() {
-        let cases = [
-            ("0", Some(0)),
-            ("300", Some(300)),
-            ("00:05:00", Some(300)),
-            ("1.00:00:30", Some(86_430)),
-            ("5m", None),
-            ("00:61:00", None),
-            ("-1", None),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(seconds(value), expected, "{value}");
-        }
     }
 }
