@@ -20,11 +20,13 @@ use envoy_types::pb::envoy::r#type::v3::{HttpStatus, StatusCode};
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 use futures_util::FutureExt;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::authorizer::{Authorizer, Outcome};
 use crate::decision::{Decision, Deny, DenyReason};
 use crate::request::HttpRequestView;
-use crate::telemetry::metrics::metrics;
+use crate::telemetry::{self, metrics::metrics};
 
 /// gRPC code OK.
 const OK: i32 = 0;
@@ -56,29 +58,49 @@ impl CheckService {
             .as_ref()
             .and_then(|a| a.context_extensions.get("policy"))
             .map(String::as_str);
+        let span = tracing::info_span!(
+            "check",
+            otel.kind = "server",
+            correlation_id = Empty,
+            policy = Empty,
+            decision = Empty,
+            reason = Empty,
+        );
+        telemetry::continue_trace(&span, view);
+
         let outcome = AssertUnwindSafe(authorizer.check(view, named, crate::now()))
             .catch_unwind()
+            .instrument(span.clone())
             .await
-            .unwrap_or_else(|_| {
-                tracing::error!("check panicked; answering 500");
-                Outcome {
-                    decision: Decision::Deny(Deny::new(DenyReason::Internal)),
-                    correlation_id: crate::correlation::CorrelationId::mint(),
-                    policy: None,
-                    selection: None,
-                    kid: None,
-                    detail: Some("panic".into()),
-                    subject: None,
-                }
-            });
-        log(&outcome);
-        let response = respond(&outcome, &authorizer.config().correlation_header);
+            .unwrap_or_else(|_| panicked());
         let (decision, reason) = match &outcome.decision {
             Decision::Allow(_) => ("allow", ""),
             Decision::Deny(deny) => ("deny", deny.reason.as_str()),
         };
+        span.record("correlation_id", outcome.correlation_id.as_str());
+        span.record("policy", outcome.policy.as_ref().map(|p| p.as_str()));
+        span.record("decision", decision);
+        if !reason.is_empty() {
+            span.record("reason", reason);
+        }
+        span.in_scope(|| log(&outcome));
+
+        let response = respond(&outcome, &authorizer.config().correlation_header);
         metrics().record_check(decision, reason, started.elapsed());
         response
+    }
+}
+
+fn panicked() -> Outcome {
+    tracing::error!("check panicked; answering 500");
+    Outcome {
+        decision: Decision::Deny(Deny::new(DenyReason::Internal)),
+        correlation_id: crate::correlation::CorrelationId::mint(),
+        policy: None,
+        selection: None,
+        kid: None,
+        detail: Some("panic".into()),
+        subject: None,
     }
 }
 
