@@ -11,12 +11,15 @@
 //! - [`envoy`]: starts the real Envoy from the repository's tooling folder on loopback and
 //!   reports the ports it bound;
 //! - [`tls_proxy`]: a mutual-TLS front for a plaintext service, where the service has no
-//!   TLS listener of its own yet.
+//!   TLS listener of its own yet;
+//! - [`browser`]: headless Chromium under chromedriver, and a one-page web server to load
+//!   into it.
 //!
 //! The binaries `echo-upstream` and `test-pki` expose the first two to `scripts/demo`.
 //! Nothing here is fit for production: the CA key lives in memory for one run and every
 //! listener is meant for loopback.
 
+pub mod browser;
 pub mod echo;
 pub mod envoy;
 pub mod pki;
