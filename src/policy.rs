@@ -104,6 +104,8 @@ pub struct Provider {
     pub max_stale: Duration,
     /// Timeout of one HTTP fetch.
     pub fetch_timeout: Duration,
+    /// Hosts besides the discovery document's own that its `jwks_uri` may name.
+    pub jwks_hosts: Vec<String>,
 }
 
 /// A named policy.

@@ -258,3 +258,81 @@ async fn jwks_uri_provider_without_discovery() {
     assert_eq!(answer.grpc_code(), 0);
     assert_eq!(idp.discovery_fetches(), 0);
 }
+
+#[tokio::test]
+async fn a_jwks_uri_on_another_host_is_refused_unless_listed() {
+    let idp = DevIdp::start().await.unwrap();
+    // `localhost` is another host name than the issuer's `127.0.0.1`.
+    idp.set_jwks_uri(Some(format!("http://localhost:{}/jwks", idp.addr().port())));
+    let refused = TestServer::start_unready(&config(&idp)).await;
+    let allowed_yaml = config(&idp).replace(
+        "    refetch_cooldown: 30s\n",
+        "    jwks_hosts: [localhost]\n",
+    );
+    let allowed = TestServer::start(&allowed_yaml).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (status, body) = refused.admin("/readyz").await;
+    let answer = allowed
+        .check(get("/orders").bearer(&valid_token(&idp)))
+        .await;
+
+    assert_eq!(status, 503);
+    assert!(body.contains("sends keys to host \"localhost\""), "{body}");
+    assert_eq!(answer.grpc_code(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_provider_times_out_and_checks_do_not_wait_for_it() {
+    let idp = DevIdp::start().await.unwrap();
+    idp.set_fault(Fault::Stall);
+    let yaml = config(&idp).replace("    refetch_cooldown: 30s\n", "    fetch_timeout: 300ms\n");
+    let server = TestServer::start_unready(&yaml).await;
+
+    let started = std::time::Instant::now();
+    let answer = server
+        .check(get("/orders").bearer(&valid_token(&idp)))
+        .await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = server.admin("/readyz").await;
+
+    assert_eq!(
+        (answer.status(), answer.reason().as_str()),
+        (503, "keys_unavailable")
+    );
+    assert!(
+        took < Duration::from_millis(200),
+        "the check waited {took:?}"
+    );
+    assert_eq!(status, 503);
+    assert!(body.contains("failed"), "{body}");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let idp = DevIdp::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = idp.jwks_url();
+    let router = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let target = target.clone();
+            async move { axum::response::Redirect::temporary(&target) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let yaml = config(&idp).replace(
+        &format!("discovery: {}", idp.discovery_url()),
+        &format!("jwks_uri: http://127.0.0.1:{port}/jwks"),
+    );
+    let server = TestServer::start_unready(&yaml).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (status, body) = server.admin("/readyz").await;
+
+    assert_eq!(status, 503);
+    assert!(body.contains("answered HTTP 307"), "{body}");
+    assert_eq!(idp.jwks_fetches(), 0);
+}

@@ -71,6 +71,20 @@ pub struct Server {
     /// How long in-flight Checks may take to finish at shutdown.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// TLS (and mTLS) on the gRPC listener; plaintext when absent.
+    pub tls: Option<Tls>,
+}
+
+/// `server.tls:` PEM files, relative to the config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The server certificate chain, leaf first.
+    pub cert: Option<String>,
+    /// The server's private key.
+    pub key: Option<String>,
+    /// CA certificates for client certificates; when set, clients must present one.
+    pub client_ca: Option<String>,
 }
 
 impl Default for Server {
@@ -81,6 +95,7 @@ impl Default for Server {
             max_token_bytes: 8 * 1024,
             check_budget: Duration::from_millis(100),
             shutdown_grace: Duration::from_secs(20),
+            tls: None,
         }
     }
 }
@@ -120,6 +135,9 @@ pub struct Provider {
     /// Timeout of one discovery or JWKS request.
     #[serde(default, with = "humantime_serde")]
     pub fetch_timeout: Option<Duration>,
+    /// Hosts besides the discovery document's own that its `jwks_uri` may name.
+    #[serde(default)]
+    pub jwks_hosts: Vec<String>,
 }
 
 /// `policies.NAME:`

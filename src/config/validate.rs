@@ -17,6 +17,7 @@ use crate::policy::{
     Access, ClaimPath, ForwardClaim, KeySource, Match, PathMatch, Policies, Policy, PolicyName,
     Provider, ProviderName, Requirement, Route, TokenPolicy,
 };
+use crate::server::tls::TlsFiles;
 use crate::token::TokenSource;
 
 /// The name of the policy that `allow: anonymous` and `default: anonymous` refer to.
@@ -58,6 +59,11 @@ pub fn check(raw: File, path: &Path) -> Result<Config, Vec<Problem>> {
     if raw.server.check_budget.is_zero() {
         problems.add("server.check_budget", "must be greater than zero");
     }
+    let tls = raw
+        .server
+        .tls
+        .as_ref()
+        .and_then(|t| tls(t, base, &mut problems));
 
     let providers: BTreeMap<String, Arc<Provider>> = raw
         .providers
@@ -175,6 +181,7 @@ pub fn check(raw: File, path: &Path) -> Result<Config, Vec<Problem>> {
         max_token_bytes: raw.server.max_token_bytes,
         check_budget: raw.server.check_budget,
         shutdown_grace: raw.server.shutdown_grace,
+        tls,
         providers: providers.into_values().collect(),
         policies: Policies::new(policies, routes, default),
         correlation_header,
@@ -193,6 +200,41 @@ fn address(value: &str, key: &str, problems: &mut Problems) -> Option<SocketAddr
         );
     }
     parsed
+}
+
+/// Resolves the `server.tls` paths and loads the files, so a missing file, broken PEM or
+/// a key that does not fit the certificate is refused at load, not at the first handshake.
+fn tls(raw: &file::Tls, base: &Path, problems: &mut Problems) -> Option<TlsFiles> {
+    let mut required = |field: &str, value: &Option<String>| match value {
+        Some(path) if !path.is_empty() => Some(base.join(path)),
+        _ => {
+            problems.add(format!("server.tls.{field}"), "is required: a PEM file");
+            None
+        }
+    };
+    let (cert, key) = (required("cert", &raw.cert), required("key", &raw.key));
+    let client_ca = match raw.client_ca.as_deref() {
+        Some("") => {
+            problems.add("server.tls.client_ca", "must name a PEM file when set");
+            return None;
+        }
+        other => other.map(|path| base.join(path)),
+    };
+    let files = TlsFiles {
+        cert: cert?,
+        key: key?,
+        client_ca,
+    };
+
+    match files.server_config() {
+        Ok(_) => Some(files),
+        Err(errors) => {
+            for error in errors {
+                problems.add(error.file().key(), error.detail());
+            }
+            None
+        }
+    }
 }
 
 fn provider(
@@ -269,6 +311,11 @@ fn provider(
         refetch_cooldown: duration(raw.refetch_cooldown, 30),
         max_stale: duration(raw.max_stale, 24 * 3600),
         fetch_timeout: duration(raw.fetch_timeout, 5),
+        jwks_hosts: raw
+            .jwks_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
     };
     if provider.min_refresh > provider.max_refresh {
         problems.add(format!("{key}.min_refresh"), "must not exceed max_refresh");

@@ -33,6 +33,16 @@ pub enum DiscoveryError {
         /// Where it came from.
         url: String,
     },
+    /// `jwks_uri` names a host other than the document's, and the config does not allow it.
+    #[error(
+        "discovery document at {url} sends keys to host {host:?}; list it in jwks_hosts to allow it"
+    )]
+    ForeignJwksHost {
+        /// Where it came from.
+        url: String,
+        /// The `jwks_uri` host.
+        host: String,
+    },
     /// An `https` document names an `http` issuer or key set.
     #[error("discovery document at {url} downgrades to http in {field}")]
     Downgrade {
@@ -86,6 +96,32 @@ pub fn jwks_uri(body: &[u8], url: &str, issuer: &str) -> Result<String, Discover
         });
     }
     Ok(jwks_uri.to_owned())
+}
+
+/// Checks that `jwks_uri` stays on the discovery document's host or an allowed one, so a
+/// tampered or misconfigured document cannot point tollgate at someone else's keys.
+///
+/// # Errors
+///
+/// [`DiscoveryError::ForeignJwksHost`] for any other host.
+pub fn check_jwks_host(
+    jwks_uri: &str,
+    url: &str,
+    allowed: &[String],
+) -> Result<(), DiscoveryError> {
+    let host = |u: &str| {
+        reqwest::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    };
+    let jwks_host = host(jwks_uri).unwrap_or_default();
+    if host(url).as_deref() == Some(jwks_host.as_str()) || allowed.contains(&jwks_host) {
+        return Ok(());
+    }
+    Err(DiscoveryError::ForeignJwksHost {
+        url: url.into(),
+        host: jwks_host,
+    })
 }
 
 #[cfg(test)]

@@ -126,7 +126,9 @@ pub async fn keys(
                 Some(uri) => uri.to_owned(),
                 None => {
                     let (doc, _) = get(client, url, provider.fetch_timeout).await?;
-                    discovery::jwks_uri(&doc, url, &provider.issuer)?
+                    let jwks_uri = discovery::jwks_uri(&doc, url, &provider.issuer)?;
+                    discovery::check_jwks_host(&jwks_uri, url, &provider.jwks_hosts)?;
+                    jwks_uri
                 }
             };
             let (body, max_age) = get(client, &jwks_uri, provider.fetch_timeout).await?;
