@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check-config` and `import-apim`.
+//! The command line: `serve`, `check-config`, `explain` and `import-apim`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +47,38 @@ enum Command {
         #[arg(long, short, env = "TOLLGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Explain what tollgate would answer to one request with one token: the policy it
+    /// selects and why, the token's header and claims (unverified), the provider and key
+    /// that would verify it (keys fetched live), every check with expected and actual
+    /// values, and the answer. The token never leaves this process. Exits 0 for an allow,
+    /// 1 for a deny or an invalid config.
+    Explain {
+        /// The config file (YAML).
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+        /// The token (a leading `Bearer ` is ignored). Without --token or --token-file it
+        /// is read from stdin, which keeps it out of the process list.
+        #[arg(long, conflicts_with = "token_file")]
+        token: Option<String>,
+        /// Read the token from this file.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// HTTP method of the request.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Path of the request, query included.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Host (`:authority`) of the request.
+        #[arg(long, default_value = "")]
+        host: String,
+        /// The policy Envoy names in context_extensions (the route table is then skipped).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert Azure API Management validate-jwt policies (and a sibling cors policy)
     /// into tollgate providers and policies plus an Envoy route snippet. Everything not
     /// converted as written is listed on stderr as `file:line: kind: subject: message`.
@@ -68,6 +100,26 @@ impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::CheckConfig { config } => Ok(check_config(&config)),
+            Command::Explain {
+                config,
+                token,
+                token_file,
+                method,
+                path,
+                host,
+                policy,
+                json,
+            } => {
+                let token = read_token(token, token_file.as_deref())?;
+                let input = tollgate::explain::Input {
+                    token,
+                    method,
+                    path,
+                    host,
+                    policy,
+                };
+                explain(&config, &input, json).await
+            }
             Command::ImportApim {
                 policy,
                 name,
@@ -99,6 +151,48 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn read_token(token: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    if let Some(token) = token {
+        return Ok(token);
+    }
+    if let Some(file) = file {
+        return std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()));
+    }
+    let mut token = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut token)
+        .context("cannot read the token from stdin")?;
+    Ok(token)
+}
+
+async fn explain(
+    path: &std::path::Path,
+    input: &tollgate::explain::Input,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(config) => std::sync::Arc::new(config),
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let client = tollgate::jwks::fetch::client().context("cannot build the HTTP client")?;
+    let report = tollgate::explain::explain(config, input, &client, tollgate::now()).await;
+    let text = if json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.to_string()
+    };
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    Ok(if report.answer.decision == "allow" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn import_apim(

@@ -17,6 +17,7 @@ pub mod authorizer;
 pub mod config;
 pub mod correlation;
 pub mod decision;
+pub mod explain;
 pub mod jwks;
 pub mod policy;
 pub mod request;

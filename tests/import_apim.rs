@@ -1,6 +1,9 @@
 //! `tollgate import-apim`: APIM policies modelled on APIM's documented examples become
 //! config that `check-config` accepts, with every unconverted part reported by line.
 
+// Helpers outside the test functions unwrap too: a panic there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
