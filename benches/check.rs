@@ -2,7 +2,8 @@
 //!
 //! - `check_cache_hit`: a cached RS256 token through `CheckService::decide`, from the
 //!   `CheckRequest` to the built `CheckResponse`; `authorizer_cache_hit` is the same
-//!   without building the response.
+//!   without building the response; `token_digest` is the cache key alone (SHA-256 of
+//!   provider and token).
 //! - `check_cold_{rs256,es256,eddsa}`: a token that is not cached (the cache is off), so
 //!   each call decodes, selects the key, verifies the signature and the claims.
 //! - `raw_verify_{rs256,es256,eddsa}`: the crypto backend alone (aws-lc-rs) on the same
@@ -12,7 +13,8 @@
 //!   reach.
 //!
 //! Cold over raw is the cost of everything around the signature. Run with
-//! `cargo bench --bench check`; `-- --test` runs each bench once (the CI smoke mode).
+//! `cargo bench --bench check`; `-- --test` runs each bench once (the CI smoke mode);
+//! `-- --callgrind NAME [ITERATIONS]` runs one bench's routine in a loop for a profiler.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -38,8 +40,10 @@ use tokio_util::sync::CancellationToken;
 use tollgate::authorizer::Authorizer;
 use tollgate::config::Config;
 use tollgate::jwks::{KeyStore, fetch};
+use tollgate::policy::ProviderName;
 use tollgate::request::HttpRequestView;
 use tollgate::service::CheckService;
+use tollgate::token_cache::TokenCache;
 
 mod common;
 
@@ -82,53 +86,103 @@ fn main() {
         ),
     ];
 
-    let mut c = Criterion::default()
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
-
     let hit = common::check_request(&tokens[0].1);
     assert_allowed(runtime.handle(), &cached.service, &hit);
-    c.bench_function("check_cache_hit", |b| {
-        b.iter(|| run(runtime.handle(), cached.service.decide(black_box(&hit))))
-    });
-    c.bench_function("authorizer_cache_hit", |b| {
-        b.iter(|| {
-            let view = HttpRequestView::new(black_box(&hit));
-            let check = cached
-                .authorizer
-                .check(view, Some(common::POLICY), tollgate::now());
-            run(runtime.handle(), check)
-        })
-    });
-
+    let handle = runtime.handle();
+    let mut benches: Vec<(String, Routine<'_>)> = vec![
+        (
+            "check_cache_hit".into(),
+            Box::new(|| {
+                black_box(run(handle, cached.service.decide(black_box(&hit))));
+            }),
+        ),
+        (
+            "authorizer_cache_hit".into(),
+            Box::new(|| {
+                let view = HttpRequestView::new(black_box(&hit));
+                let check = cached
+                    .authorizer
+                    .check(view, Some(common::POLICY), tollgate::now());
+                black_box(run(handle, check));
+            }),
+        ),
+    ];
+    let provider = ProviderName::new("idp");
+    let token = tokens[0].1.as_str();
+    benches.push((
+        "token_digest".into(),
+        Box::new(move || {
+            black_box(TokenCache::digest(black_box(&provider), black_box(token)));
+        }),
+    ));
     for (alg, token, kid) in &tokens {
         let request = common::check_request(token);
-        assert_allowed(runtime.handle(), &uncached.service, &request);
-        c.bench_function(&format!("check_cold_{alg}"), |b| {
-            b.iter(|| {
-                run(
-                    runtime.handle(),
-                    uncached.service.decide(black_box(&request)),
-                )
-            })
-        });
+        assert_allowed(handle, &uncached.service, &request);
+        let service = &uncached.service;
+        benches.push((
+            format!("check_cold_{alg}"),
+            Box::new(move || {
+                black_box(run(handle, service.decide(black_box(&request))));
+            }),
+        ));
 
         let jwk = jwk(&idp, kid);
         let (signing_input, signature) = split(token);
         let (verify, parsed) = raw_verifiers(alg, &jwk);
         assert!(verify(signing_input, &signature), "raw {alg} verifies");
         assert!(parsed(signing_input, &signature), "parsed {alg} verifies");
-        c.bench_function(&format!("raw_verify_{alg}"), |b| {
-            b.iter(|| verify(black_box(signing_input), black_box(&signature)))
-        });
-        c.bench_function(&format!("raw_verify_{alg}_parsed"), |b| {
-            b.iter(|| parsed(black_box(signing_input), black_box(&signature)))
-        });
+        let signature = Arc::new(signature);
+        let sig = signature.clone();
+        benches.push((
+            format!("raw_verify_{alg}"),
+            Box::new(move || {
+                black_box(verify(black_box(signing_input), black_box(&sig)));
+            }),
+        ));
+        benches.push((
+            format!("raw_verify_{alg}_parsed"),
+            Box::new(move || {
+                black_box(parsed(black_box(signing_input), black_box(&signature)));
+            }),
+        ));
     }
 
-    c.final_summary();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--callgrind") {
+        let name = args.get(at + 1).expect("--callgrind NAME [ITERATIONS]");
+        let iterations = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
+        let (_, routine) = benches
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no bench named {name}"));
+        callgrind_loop(routine, iterations);
+    } else {
+        let mut c = Criterion::default()
+            .measurement_time(Duration::from_secs(4))
+            .warm_up_time(Duration::from_secs(1))
+            .configure_from_args();
+        for (name, routine) in &mut benches {
+            c.bench_function(name, |b| b.iter(&mut *routine));
+        }
+        c.final_summary();
+    }
     stop.cancel();
+}
+
+/// One measured operation.
+type Routine<'a> = Box<dyn FnMut() + 'a>;
+
+/// Runs a bench's routine `iterations` times in a function of its own, so that
+/// `valgrind --tool=callgrind --toggle-collect='*callgrind_loop*'` counts only the
+/// routine, not the set-up (benches/README.md).
+#[inline(never)]
+fn callgrind_loop(routine: &mut Routine<'_>, iterations: u64) {
+    for _ in 0..iterations {
+        routine();
+    }
 }
 
 /// A Check service over its own key store, with keys loaded.

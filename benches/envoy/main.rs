@@ -55,6 +55,10 @@ struct Args {
     /// The tollgate binary to run (default: this build's).
     #[arg(long, env = "TOLLGATE_BIN", default_value = env!("CARGO_BIN_EXE_tollgate"))]
     tollgate: PathBuf,
+    /// Another tollgate build to run beside this one, as `NAME=PATH`; NAME then works as
+    /// a target (for comparing a change before it lands).
+    #[arg(long = "variant", value_parser = parse_variant)]
+    variants: Vec<(String, PathBuf)>,
     /// The OPA ext_authz server binary (built by `benches/opa/build`).
     #[arg(long, env = "OPA_EXT_AUTHZ")]
     opa: Option<PathBuf>,
@@ -124,6 +128,18 @@ async fn compare(args: &Args) -> anyhow::Result<()> {
                 let (child, addr) = start_tollgate(&args.tollgate, &idp, dir.path()).await?;
                 ("front-proxy.yaml", Some((child, addr)))
             }
+            variant if args.variants.iter().any(|(n, _)| n == variant) => {
+                let binary = args
+                    .variants
+                    .iter()
+                    .find(|(n, _)| n == variant)
+                    .map(|(_, p)| p);
+                let dir = dir.path().join(variant);
+                std::fs::create_dir_all(&dir)?;
+                let binary = binary.expect("the variant exists");
+                let (child, addr) = start_tollgate(binary, &idp, &dir).await?;
+                ("front-proxy.yaml", Some((child, addr)))
+            }
             "opa" => match start_opa(args, &idp, dir.path()).await? {
                 Some(started) => ("front-proxy.yaml", Some(started)),
                 None => {
@@ -168,6 +184,7 @@ async fn compare(args: &Args) -> anyhow::Result<()> {
             wrk_run(&wrk, &script, setup, args, args.warmup).await?;
         }
     }
+    println!("load average before the runs: {}", common::load_average());
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); setups.len()];
     for round in 0..args.runs {
         for i in 0..setups.len() {
@@ -199,6 +216,7 @@ async fn compare(args: &Args) -> anyhow::Result<()> {
             runs[index].push(run);
         }
     }
+    println!("load average after the runs: {}", common::load_average());
     table(&setups, &runs, args);
     drop(children);
     Ok(())
@@ -501,4 +519,12 @@ fn now_utc() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!("unix time {seconds}")
+}
+
+/// `NAME=PATH` of `--variant`.
+fn parse_variant(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH, got {text:?}"))?;
+    Ok((name.to_owned(), PathBuf::from(path)))
 }

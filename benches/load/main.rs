@@ -64,6 +64,9 @@ struct Args {
     /// Rate-limited pass at this fraction of tollgate's maximum (0 skips it).
     #[arg(long, default_value_t = 0.8)]
     rate_fraction: f64,
+    /// The target whose median maximum sets the rate of the rate-limited pass.
+    #[arg(long, default_value = "tollgate")]
+    rate_of: String,
     /// 1 s runs, one of each: proves the bench works, measures nothing.
     #[arg(long)]
     smoke: bool,
@@ -76,6 +79,10 @@ struct Args {
     /// The tollgate binary to run (default: this build's).
     #[arg(long, env = "TOLLGATE_BIN", default_value = env!("CARGO_BIN_EXE_tollgate"))]
     tollgate: PathBuf,
+    /// Another tollgate build to run beside this one, as `NAME=PATH`; NAME then works as
+    /// a target (for comparing a change before it lands).
+    #[arg(long = "variant", value_parser = parse_variant)]
+    variants: Vec<(String, PathBuf)>,
     /// The OPA ext_authz server binary (built by `benches/opa/build`).
     #[arg(long, env = "OPA_EXT_AUTHZ")]
     opa: Option<PathBuf>,
@@ -203,6 +210,7 @@ async fn load(args: &Args) -> anyhow::Result<()> {
             );
         }
     }
+    println!("load average before the runs: {}", common::load_average());
     println!(
         "closed loop: {} in flight over {} connections, {} client threads, {} s runs after {} s warm-up, {} runs",
         args.concurrency,
@@ -230,6 +238,7 @@ async fn load(args: &Args) -> anyhow::Result<()> {
             results[index].push(stats);
         }
     }
+    println!("load average after the runs: {}", common::load_average());
     let medians: Vec<Stats> = results.iter().map(|runs| median_stats(runs)).collect();
     println!(
         "\nmedians of {} runs (closed loop, {} in flight):",
@@ -252,11 +261,13 @@ async fn load(args: &Args) -> anyhow::Result<()> {
         }
     }
 
-    if let (Some(t), true) = (tollgate, args.rate_fraction > 0.0) {
+    let rate_of = targets.iter().position(|t| t.name == args.rate_of);
+    if let (Some(t), true) = (rate_of, args.rate_fraction > 0.0) {
         let rate = medians[t].rps * args.rate_fraction;
         println!(
-            "\nrate-limited: {rate:.0} Checks/s ({:.0} % of tollgate's median maximum), open loop, latency from when each Check was due",
-            args.rate_fraction * 100.0
+            "\nrate-limited: {rate:.0} Checks/s ({:.0} % of {}'s median maximum), open loop, latency from when each Check was due",
+            args.rate_fraction * 100.0,
+            args.rate_of
         );
         let mut results: Vec<Vec<Stats>> = vec![Vec::new(); targets.len()];
         for run in 0..args.runs {
@@ -268,6 +279,7 @@ async fn load(args: &Args) -> anyhow::Result<()> {
                 results[index].push(stats);
             }
         }
+        println!("load average after the runs: {}", common::load_average());
         println!(
             "\nmedians of {} rate-limited runs at {rate:.0} Checks/s:",
             args.runs
@@ -301,6 +313,17 @@ async fn start_target(
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
     let mut command = match name {
         "tollgate" => tollgate_command(&args.tollgate, idp, addr, dir, 64 * 1024 * 1024)?.0,
+        variant if args.variants.iter().any(|(n, _)| n == variant) => {
+            let binary = args
+                .variants
+                .iter()
+                .find(|(n, _)| n == variant)
+                .map(|(_, p)| p);
+            let binary = binary.expect("the variant exists");
+            let dir = dir.join(variant);
+            std::fs::create_dir_all(&dir)?;
+            tollgate_command(binary, idp, addr, &dir, 64 * 1024 * 1024)?.0
+        }
         "constant" => {
             let mut command = Command::new(std::env::current_exe()?);
             command.arg("--serve-constant-ok").arg(addr.to_string());
@@ -322,7 +345,9 @@ async fn start_target(
                 .arg(workspace().join("benches/opa/policy.rego"));
             command
         }
-        other => bail!("unknown target {other:?} (expected tollgate, constant or opa)"),
+        other => {
+            bail!("unknown target {other:?} (expected tollgate, constant, opa or a --variant)")
+        }
     };
     let child = command
         .stdin(Stdio::null())
@@ -718,4 +743,12 @@ fn serve_constant_ok(addr: std::net::SocketAddr) -> anyhow::Result<()> {
             .await
             .context("constant-OK server failed")
     })
+}
+
+/// `NAME=PATH` of `--variant`.
+fn parse_variant(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH, got {text:?}"))?;
+    Ok((name.to_owned(), PathBuf::from(path)))
 }
