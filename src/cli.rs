@@ -41,11 +41,15 @@ enum Command {
         config: PathBuf,
     },
     /// Check a config file and exit: prints `file: key.path: problem` for each problem
-    /// and exits 1, or prints a summary and exits 0. Nothing is fetched.
+    /// and exits 1, or prints a summary and exits 0. Nothing is fetched unless --online.
     CheckConfig {
         /// The config file (YAML).
         #[arg(long, short, env = "TOLLGATE_CONFIG")]
         config: PathBuf,
+        /// Also fetch each provider's discovery document and keys, and look for policies
+        /// nothing selects: exits 1 on errors (requests would be denied), 0 with warnings.
+        #[arg(long)]
+        online: bool,
     },
     /// Explain what tollgate would answer to one request with one token: the policy it
     /// selects and why, the token's header and claims (unverified), the provider and key
@@ -99,7 +103,13 @@ impl Cli {
     /// Runs the chosen command.
     pub(crate) async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::CheckConfig { config } => Ok(check_config(&config)),
+            Command::CheckConfig { config, online } => {
+                let code = check_config(&config);
+                if online && code == ExitCode::SUCCESS {
+                    return check_online(&config).await;
+                }
+                Ok(code)
+            }
             Command::Explain {
                 config,
                 token,
@@ -151,6 +161,27 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn check_online(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let client = tollgate::jwks::fetch::client().context("cannot build the HTTP client")?;
+    let findings = tollgate::probe::check(&config, &client).await;
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let count = |severity| findings.iter().filter(|f| f.severity == severity).count();
+    let errors = count(tollgate::probe::Severity::Error);
+    let warnings = count(tollgate::probe::Severity::Warning);
+    println!(
+        "{}: online: {errors} error(s), {warnings} warning(s)",
+        path.display()
+    );
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn read_token(token: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<String> {

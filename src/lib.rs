@@ -20,6 +20,7 @@ pub mod decision;
 pub mod explain;
 pub mod jwks;
 pub mod policy;
+pub mod probe;
 pub mod request;
 pub mod server;
 pub mod service;
