@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::policy::{Policies, Provider};
+use crate::server::tls::TlsFiles;
 
 /// A checked config, ready to serve.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct Config {
     pub check_budget: Duration,
     /// How long in-flight Checks may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// TLS on the gRPC listener; `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
     /// Every provider.
     pub providers: Vec<Arc<Provider>>,
     /// Policies, routes and the default.

@@ -1,6 +1,6 @@
-//! Running tollgate: the gRPC Check listener (with the standard gRPC health service), the
-//! admin listener, the key refresh tasks and the config reloader, started together and
-//! stopped together.
+//! Running tollgate: the gRPC Check listener (with the standard gRPC health service and
+//! server [`reflection`], plaintext or over [`tls`]), the admin listener, the key refresh
+//! tasks and the config reloader, started together and stopped together.
 //!
 //! Listeners bind before [`Server::start`] returns, so a caller (or a test) can use the
 //! bound addresses at once; keys load in the background and readiness says when.
@@ -27,6 +27,9 @@ use crate::config::reload::Reloader;
 use crate::jwks::{KeyStore, fetch};
 use crate::service::CheckService;
 
+pub mod reflection;
+pub mod tls;
+
 /// The gRPC service name Envoy and Kubernetes health-check.
 const CHECK_SERVICE: &str = "envoy.service.auth.v3.Authorization";
 
@@ -51,6 +54,12 @@ pub enum ServeError {
     /// The admin server failed while running.
     #[error("admin server failed")]
     Admin(#[source] std::io::Error),
+    /// The TLS files could not be loaded.
+    #[error("cannot load the gRPC listener's TLS files")]
+    Tls(#[source] tls::TlsError),
+    /// The reflection service could not be built from its descriptor sets.
+    #[error("cannot build the gRPC reflection service")]
+    Reflection(#[source] tonic_reflection::server::Error),
 }
 
 /// What the admin listener and the health task read.
@@ -89,10 +98,25 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`ServeError`] when a listener cannot bind or the HTTP client cannot be built.
+    /// [`ServeError`] when a listener cannot bind, the TLS files cannot be loaded or the
+    /// HTTP client cannot be built.
     pub async fn start(config: Config) -> Result<Self, ServeError> {
         let stop = CancellationToken::new();
         let stop_accepting = CancellationToken::new();
+        let reflection_v1 = reflection::v1().map_err(ServeError::Reflection)?;
+        let reflection_v1alpha = reflection::v1alpha().map_err(ServeError::Reflection)?;
+        let (transport, tls) = match &config.tls {
+            None => ("plaintext", None),
+            Some(files) => {
+                let settings = tls::start(files, &stop).await.map_err(ServeError::Tls)?;
+                let transport = if files.client_ca.is_some() {
+                    "mtls"
+                } else {
+                    "tls"
+                };
+                (transport, Some(settings))
+            }
+        };
         let client = fetch::client().map_err(ServeError::Client)?;
         let keys = Arc::new(KeyStore::new(config.providers.iter().cloned()));
         keys.spawn_refresh(&client, &stop);
@@ -123,19 +147,27 @@ impl Server {
         let (health, health_service) = tonic_health::server::health_reporter();
         tokio::spawn(report_health(state.clone(), health, stop.clone()));
         let service = AuthorizationServer::new(CheckService::new(authorizer));
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service);
         let grpc = tokio::spawn({
             let stop_accepting = stop_accepting.clone();
             async move {
-                tonic::transport::Server::builder()
-                    .tcp_nodelay(true)
-                    .add_service(health_service)
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(
-                        TcpListenerStream::new(grpc_listener),
-                        stop_accepting.cancelled_owned(),
-                    )
-                    .await
-                    .map_err(ServeError::Grpc)
+                let stopped = stop_accepting.clone().cancelled_owned();
+                let served = match tls {
+                    Some(settings) => {
+                        let incoming = tls::incoming(grpc_listener, settings, stop_accepting);
+                        router.serve_with_incoming_shutdown(incoming, stopped).await
+                    }
+                    None => {
+                        let incoming = TcpListenerStream::new(grpc_listener);
+                        router.serve_with_incoming_shutdown(incoming, stopped).await
+                    }
+                };
+                served.map_err(ServeError::Grpc)
             }
         });
         let admin = tokio::spawn({
@@ -148,7 +180,7 @@ impl Server {
                     .map_err(ServeError::Admin)
             }
         });
-        tracing::info!(%grpc_addr, %admin_addr, "tollgate listening");
+        tracing::info!(%grpc_addr, %admin_addr, transport, "tollgate listening");
         Ok(Self {
             grpc_addr,
             admin_addr,

@@ -70,6 +70,10 @@ impl Reloader {
         if config.grpc != old_config.grpc || config.admin != old_config.admin {
             tracing::warn!("listener addresses changed; they take effect only after a restart");
         }
+        if config.tls != old_config.tls {
+            // The files themselves are watched by the listener; which files is fixed at start.
+            tracing::warn!("server.tls changed; it takes effect only after a restart");
+        }
         let keys = old
             .keys()
             .reload(config.providers.iter().cloned(), &self.client, &self.stop);
