@@ -317,7 +317,10 @@ mod tests {
         };
         assert_eq!(
             scope.challenge().unwrap(),
-            r#"Bearer realm="orders", error="insufficient_scope", error_description="token lacks a required scope", scope="a b""#
+            concat!(
+                r#"Bearer realm="orders", error="insufficient_scope", "#,
+                r#"error_description="token lacks a required scope", scope="a b""#
+            )
         );
         assert_eq!(deny(DenyReason::KeysUnavailable).challenge(), None);
     }

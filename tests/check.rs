@@ -172,7 +172,10 @@ async fn forged_claim_headers_are_overwritten_or_removed() {
     let idp = DevIdp::start().await.unwrap();
     let yaml = config(&idp).replace(
         "forward_claims: { sub: x-auth-sub, scope: x-auth-scopes }",
-        "forward_claims: { sub: x-auth-sub, scope: x-auth-scopes, tenant: x-auth-tenant, name: x-auth-name }\n    strip_token: true",
+        concat!(
+            "forward_claims: { sub: x-auth-sub, scope: x-auth-scopes, tenant: x-auth-tenant, ",
+            "name: x-auth-name }\n    strip_token: true"
+        ),
     );
     let server = TestServer::start(&yaml).await;
     let token = idp.mint(&with(
@@ -231,7 +234,10 @@ async fn policy_can_override_status_and_message() {
     let idp = DevIdp::start().await.unwrap();
     let yaml = config(&idp).replace(
         "    provider: idp\n",
-        "    provider: idp\n    on_failure: { status: 403, message: \"Access token is missing or invalid.\" }\n",
+        concat!(
+            "    provider: idp\n",
+            "    on_failure: { status: 403, message: \"Access token is missing or invalid.\" }\n"
+        ),
     );
     let server = TestServer::start(&yaml).await;
 
@@ -297,7 +303,10 @@ async fn token_in_query_cookie_or_custom_header() {
     let idp = DevIdp::start().await.unwrap();
     let yaml = config(&idp).replace(
         "    provider: idp\n",
-        "    provider: idp\n    token: [{ query: access_token }, { cookie: at }, { header: x-api-token }]\n",
+        concat!(
+            "    provider: idp\n",
+            "    token: [{ query: access_token }, { cookie: at }, { header: x-api-token }]\n"
+        ),
     );
     let server = TestServer::start(&yaml).await;
     let token = valid_token(&idp);
@@ -347,7 +356,10 @@ async fn nested_claims_and_any_all_requirements() {
     let idp = DevIdp::start().await.unwrap();
     let yaml = config(&idp).replace(
         "    scopes: { all: [orders.read] }\n",
-        "    scopes: { any: [orders.read, orders.admin] }\n    claims:\n      realm_access.roles: { all: [buyer] }\n      tenant: { any: [acme, globex] }\n",
+        concat!(
+            "    scopes: { any: [orders.read, orders.admin] }\n    claims:\n",
+            "      realm_access.roles: { all: [buyer] }\n      tenant: { any: [acme, globex] }\n"
+        ),
     );
     let server = TestServer::start(&yaml).await;
     let base = with(

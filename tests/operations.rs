@@ -173,7 +173,8 @@ async fn shutdown_reports_not_ready_and_drains_in_flight_checks() {
         let request = get("/orders").bearer(&token);
         let url = format!("http://{}", server.server.grpc_addr());
         async move {
-            let mut client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(url).await.unwrap();
+            use envoy_types::pb::envoy::service::auth::v3::authorization_client as client;
+            let mut client = client::AuthorizationClient::connect(url).await.unwrap();
             client.check(request.build()).await
         }
     });

@@ -59,10 +59,14 @@ proptest! {
     }
 
     #[test]
-    fn valid_headers_with_any_payload_never_panic(payload in any::<Vec<u8>>(), sig in any::<Vec<u8>>()) {
+    fn valid_headers_with_any_payload_never_panic(
+        payload in any::<Vec<u8>>(),
+        sig in any::<Vec<u8>>(),
+    ) {
         use base64::Engine;
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let token = format!("{}.{}.{}", b64(br#"{"alg":"RS256","kid":"k"}"#), b64(&payload), b64(&sig));
+        let header = b64(br#"{"alg":"RS256","kid":"k"}"#);
+        let token = format!("{header}.{}.{}", b64(&payload), b64(&sig));
         let jws = Jws::parse(&token);
         prop_assert!(jws.is_ok() || sig.is_empty());
         if let Ok(jws) = jws {
@@ -84,13 +88,16 @@ proptest! {
         x in "[A-Za-z0-9_-]{0,90}",
         alg in prop_oneof!["RS256", "ES256", "EdDSA", "HS256", "none", ".*"],
     ) {
-        let doc = serde_json::json!({"keys": [{"kty": kty, "crv": crv, "n": n, "e": e, "x": x, "y": x, "alg": alg, "kid": "k"}]});
+        let doc = serde_json::json!({"keys": [{
+            "kty": kty, "crv": crv, "n": n, "e": e, "x": x, "y": x, "alg": alg, "kid": "k",
+        }]});
         let _ = KeySet::parse(doc.to_string().as_bytes());
     }
 
     #[test]
     fn discovery_parsing_never_panics(body in any::<Vec<u8>>(), issuer in ".*") {
-        let _ = discovery::jwks_uri(&body, "https://idp.test/.well-known/openid-configuration", &issuer);
+        let url = "https://idp.test/.well-known/openid-configuration";
+        let _ = discovery::jwks_uri(&body, url, &issuer);
     }
 
     #[test]
@@ -110,7 +117,10 @@ proptest! {
     }
 
     #[test]
-    fn claim_values_never_panic(value in any::<String>(), sep in prop_oneof![Just(" "), Just(","), Just("")]) {
+    fn claim_values_never_panic(
+        value in any::<String>(),
+        sep in prop_oneof![Just(" "), Just(","), Just("")],
+    ) {
         let json = serde_json::Value::String(value);
         let held = claim_values(&json, Some(sep).filter(|s| !s.is_empty()), Scalars::Refuse);
         prop_assert!(held.is_some());
@@ -126,6 +136,7 @@ proptest! {
         key in prop_oneof!["server", "providers", "policies", "routes", "default", "token_cache"],
         value in "[ -~\n]{0,120}",
     ) {
-        let _ = tollgate::config::Config::parse(&format!("{key}:\n  {value}\n"), std::path::Path::new("fuzz.yaml"));
+        let text = format!("{key}:\n  {value}\n");
+        let _ = tollgate::config::Config::parse(&text, std::path::Path::new("fuzz.yaml"));
     }
 }

@@ -30,7 +30,10 @@ async fn a_cached_token_still_meets_each_policy_on_its_own() {
     let yaml = format!(
         "{}  billing:\n    provider: idp\n    audiences: [api://billing]\n",
         config(&idp).replace("routes:", "").replace(
-            "  - match: { prefix: /orders }\n    policy: orders\n  - match: { prefix: /health }\n    allow: anonymous\n",
+            concat!(
+                "  - match: { prefix: /orders }\n    policy: orders\n",
+                "  - match: { prefix: /health }\n    allow: anonymous\n"
+            ),
             ""
         )
     );

@@ -340,7 +340,8 @@ fn algorithm(key: &str, name: &str, problems: &mut Problems) -> Option<Algorithm
             format!("{name:?} is HMAC, which cannot be verified with a provider's public keys")
         } else {
             format!(
-                "{name:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
+                "{name:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, \
+                 ES256, ES384, EdDSA"
             )
         };
         problems.add(key, why);
@@ -370,7 +371,9 @@ fn access(
             || !raw.claims.is_empty()
             || !raw.forward_claims.is_empty();
         if extra {
-            problems.add(key, "an anonymous policy takes no provider, audiences, scopes, claims or forward_claims");
+            let message = "an anonymous policy takes no provider, audiences, scopes, claims or \
+                           forward_claims";
+            problems.add(key, message);
         }
         return Some(Access::Anonymous);
     }
@@ -482,6 +485,7 @@ fn access(
         realm: raw.realm.clone().unwrap_or_else(|| name.to_owned()),
         failure_status,
         failure_message,
+        debug_reason_header: raw.debug_reason_header,
     };
     (problems.0.len() == before).then(|| Access::Token(Box::new(policy)))
 }

@@ -17,7 +17,8 @@ pub enum DiscoveryError {
     },
     /// `issuer` differs from the configured issuer.
     #[error(
-        "discovery document at {url} declares issuer {published:?}, but the config expects {configured:?}"
+        "discovery document at {url} declares issuer {published:?}, \
+         but the config expects {configured:?}"
     )]
     IssuerMismatch {
         /// Where it came from.

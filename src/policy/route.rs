@@ -36,7 +36,8 @@ impl Route {
     /// ```
     /// use tollgate::policy::{PathMatch, RequestLine, Route};
     ///
-    /// let route = Route { host: None, path: PathMatch::Prefix("/orders".into()), methods: vec![] };
+    /// let path = PathMatch::Prefix("/orders".into());
+    /// let route = Route { host: None, path, methods: vec![] };
     /// let request = |path| RequestLine { method: "GET", host: "api.test", path };
     /// assert!(route.matches(&request("/orders/7?page=2")));
     /// assert!(!route.matches(&request("/orders-admin")));
