@@ -151,6 +151,8 @@ pub struct TokenPolicy {
     pub failure_status: Option<u16>,
     /// `error_description` override for the deny body.
     pub failure_message: Option<String>,
+    /// Tell the client the deny reason in [`crate::service::DEBUG_REASON_HEADER`].
+    pub debug_reason_header: bool,
 }
 
 /// A claim sent upstream in a header.

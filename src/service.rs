@@ -24,7 +24,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::authorizer::{Authorizer, Outcome};
+use crate::config::Config;
 use crate::decision::{Decision, Deny, DenyReason};
+use crate::policy::Access;
 use crate::request::HttpRequestView;
 use crate::telemetry::{self, metrics::metrics};
 
@@ -85,9 +87,35 @@ impl CheckService {
         }
         span.in_scope(|| log(&outcome));
 
-        let response = respond(&outcome, &authorizer.config().correlation_header);
+        let mut response = respond(&outcome, &authorizer.config().correlation_header);
+        debug_reason(&mut response, &outcome, authorizer.config());
         metrics().record_check(decision, reason, started.elapsed());
         response
+    }
+}
+
+/// The header that carries the reason code of a deny, for policies with
+/// `debug_reason_header: true`.
+pub const DEBUG_REASON_HEADER: &str = "x-tollgate-reason";
+
+/// Adds the reason code to a deny when its policy asks for it. Off by default: the code
+/// tells a client which check failed, which helps an attacker as much as a developer.
+fn debug_reason(response: &mut CheckResponse, outcome: &Outcome, config: &Config) {
+    let Decision::Deny(deny) = &outcome.decision else {
+        return;
+    };
+    let policy = outcome
+        .policy
+        .as_ref()
+        .and_then(|p| config.policies.get(p.as_str()));
+    let wanted = policy
+        .is_some_and(|p| matches!(&p.access, Access::Token(policy) if policy.debug_reason_header));
+    if let (true, Some(HttpResponse::DeniedResponse(denied))) =
+        (wanted, response.http_response.as_mut())
+    {
+        denied
+            .headers
+            .push(overwrite(DEBUG_REASON_HEADER, deny.reason.as_str()));
     }
 }
 

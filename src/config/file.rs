@@ -170,6 +170,9 @@ pub struct Policy {
     pub realm: Option<String>,
     /// Status and message override for denials.
     pub on_failure: Option<OnFailure>,
+    /// Add `x-tollgate-reason: <code>` to denied answers (for debugging, not production).
+    #[serde(default)]
+    pub debug_reason_header: bool,
 }
 
 /// `{ all: [...] }` or `{ any: [...] }`, with an optional separator for string claims.
