@@ -12,6 +12,8 @@ mod checks;
 mod render;
 mod request;
 
+pub use checks::{KeyReport, ProviderReport};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +54,7 @@ pub struct Report {
     /// The token as decoded, not verified.
     pub token: TokenReport,
     /// The provider that would verify it, when the policy needs a token.
-    pub provider: Option<checks::ProviderReport>,
+    pub provider: Option<ProviderReport>,
     /// Every check in pipeline order.
     pub checks: Vec<Check>,
     /// What tollgate answers.
