@@ -26,10 +26,29 @@ pub mod pki;
 pub mod template;
 pub mod tls_proxy;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The root of the tollgate repository (the workspace this crate belongs to).
+/// The root of the tollgate repository: the nearest directory at or above the running
+/// package's (cargo sets `CARGO_MANIFEST_DIR` for tests and benches; else the current
+/// directory) whose `Cargo.toml` declares the `[workspace]`.
+///
+/// Found at run time on purpose: two checkouts that share a cargo target directory may
+/// share this crate's compiled code, so a path fixed at compile time could point into the
+/// other checkout.
 pub fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok());
+    let declares_workspace = |dir: &Path| {
+        std::fs::read_to_string(dir.join("Cargo.toml"))
+            .is_ok_and(|manifest| manifest.lines().any(|line| line.trim() == "[workspace]"))
+    };
+    start
+        .as_deref()
+        .and_then(|start| start.ancestors().find(|dir| declares_workspace(dir)))
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| {
+            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+        })
 }

@@ -198,7 +198,8 @@ impl Echoed {
 /// tollgate's config: `examples/demo.yaml` for `idp`, on ports chosen by the OS.
 pub fn tollgate_config(idp: &DevIdp) -> Config {
     let path = testkit::workspace_root().join("examples/demo.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let port = idp.addr().port().to_string();
     let text = template::render(
         &text,
