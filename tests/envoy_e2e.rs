@@ -443,7 +443,7 @@ async fn mtls_variant_checks_tokens_over_mutual_tls() {
 #[tokio::test]
 async fn mtls_tollgate_listener_refuses_plaintext_and_certificate_less_clients() {
     let stack = Stack::start_with(FRONT_PROXY_TOLLGATE_MTLS, APP_ORIGIN).await;
-    let tls = stack.tollgate_tls.as_ref().unwrap().addr();
+    let tls = stack.tollgate.as_ref().unwrap().grpc_addr();
     let check = "/envoy.service.auth.v3.Authorization/Check";
     let plaintext = reqwest::Client::builder()
         .no_proxy()

@@ -10,8 +10,6 @@
 //!   `examples/`, which hold ports and paths known only at run time;
 //! - [`envoy`]: starts the real Envoy from the repository's tooling folder on loopback and
 //!   reports the ports it bound;
-//! - [`tls_proxy`]: a mutual-TLS front for a plaintext service, where the service has no
-//!   TLS listener of its own yet;
 //! - [`browser`]: headless Chromium under chromedriver, and a one-page web server to load
 //!   into it.
 //!
@@ -24,7 +22,6 @@ pub mod echo;
 pub mod envoy;
 pub mod pki;
 pub mod template;
-pub mod tls_proxy;
 
 use std::path::{Path, PathBuf};
 

@@ -18,9 +18,9 @@ use testkit::echo::EchoUpstream;
 use testkit::envoy::Envoy;
 use testkit::pki::TestPki;
 use testkit::template;
-use testkit::tls_proxy::TlsProxy;
 use tollgate::config::Config;
 use tollgate::server::Server;
+use tollgate::server::tls::TlsFiles;
 
 /// The browser origin that the Envoy configs allow, unless a test names another.
 pub const APP_ORIGIN: &str = "http://app.tollgate.test";
@@ -38,11 +38,9 @@ pub const FRONT_PROXY_NO_AUTH: &str = "front-proxy-no-auth.yaml";
 pub struct Stack {
     /// The OpenID provider.
     pub idp: DevIdp,
-    /// tollgate, until [`Stack::stop_tollgate`].
+    /// tollgate, until [`Stack::stop_tollgate`]; its gRPC listener requires mutual TLS
+    /// with [`FRONT_PROXY_TOLLGATE_MTLS`].
     pub tollgate: Option<Server>,
-    /// The mutual-TLS front of tollgate, for [`FRONT_PROXY_TOLLGATE_MTLS`] only (tollgate's
-    /// own listener has no TLS yet).
-    pub tollgate_tls: Option<TlsProxy>,
     /// The upstream behind Envoy.
     pub echo: EchoUpstream,
     /// Envoy.
@@ -64,32 +62,27 @@ impl Stack {
     /// browser origin `cors_origin`.
     pub async fn start_with(envoy_config: &str, cors_origin: &str) -> Stack {
         let idp = DevIdp::start().await.unwrap();
-        let tollgate = Server::start(tollgate_config(&idp)).await.unwrap();
         let pki = TestPki::generate().unwrap();
         let certs = tempfile::tempdir().unwrap();
         pki.write_to(certs.path()).unwrap();
+        let mut config = tollgate_config(&idp);
+        if envoy_config == FRONT_PROXY_TOLLGATE_MTLS {
+            config.tls = Some(TlsFiles {
+                cert: certs.path().join("tollgate.pem"),
+                key: certs.path().join("tollgate-key.pem"),
+                client_ca: Some(certs.path().join("ca.pem")),
+            });
+        }
+        let tollgate = Server::start(config).await.unwrap();
         let echo = EchoUpstream::start(localhost(), pki.echo_server_config().unwrap())
             .await
             .unwrap();
         wait_ready(&tollgate).await;
 
-        let tollgate_tls = if envoy_config == FRONT_PROXY_TOLLGATE_MTLS {
-            let tls = pki.tollgate_server_config().unwrap();
-            Some(
-                TlsProxy::start(localhost(), tls, tollgate.grpc_addr())
-                    .await
-                    .unwrap(),
-            )
-        } else {
-            None
-        };
-        let tollgate_addr = tollgate_tls
-            .as_ref()
-            .map_or(tollgate.grpc_addr(), TlsProxy::addr);
         let config = render_envoy_config(
             envoy_config,
             &idp,
-            tollgate_addr,
+            tollgate.grpc_addr(),
             &echo,
             certs.path(),
             cors_origin,
@@ -100,7 +93,6 @@ impl Stack {
         Stack {
             idp,
             tollgate: Some(tollgate),
-            tollgate_tls,
             echo,
             envoy,
             pki,
