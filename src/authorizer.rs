@@ -284,6 +284,14 @@ impl Authorizer {
                 None => allow.remove.push(forward.header.clone()),
             }
         }
+        // Claim headers of other policies mean nothing on this route, but the upstream may
+        // still read them: a client's copy must not get through (as on anonymous routes).
+        for header in &self.config.claim_headers {
+            let set = allow.set.iter().any(|(name, _)| name == header);
+            if !set && !allow.remove.contains(header) {
+                allow.remove.push(header.clone());
+            }
+        }
         if policy.strip_token {
             for source in &policy.sources {
                 if let TokenSource::Header { name, .. } = source {
