@@ -163,3 +163,15 @@ pub fn load_average() -> String {
         })
         .unwrap_or_else(|_| "unknown".into())
 }
+
+/// User plus system CPU time of a process, µs.
+pub fn cpu_micros(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is the 3rd field, so
+    // utime and stime (14th, 15th) are the 12th and 13th after it.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, 100 on every mainstream build.
+    Some(ticks * 10_000)
+}

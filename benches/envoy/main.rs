@@ -42,7 +42,8 @@ struct Args {
     /// wrk threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Configs to run, of no_auth, jwt_authn, jwt_authn_cache, tollgate, opa.
+    /// Configs to run, of no_auth, jwt_authn, jwt_authn_cache, tollgate, tollgate_lean
+    /// (ext_authz sends only the headers tollgate reads), opa, or a `--variant`.
     #[arg(
         long,
         value_delimiter = ',',
@@ -73,6 +74,8 @@ struct Setup {
     envoy: Envoy,
     /// The ext_authz server's pid, to count its CPU time.
     authz_pid: Option<u32>,
+    /// Envoy's pid, to count its CPU time.
+    envoy_pid: Option<u32>,
 }
 
 /// What one wrk run measured.
@@ -86,6 +89,8 @@ struct Run {
     errors: u64,
     /// CPU time of the ext_authz server per request, µs.
     authz_cpu: Option<f64>,
+    /// CPU time of Envoy per request, µs.
+    envoy_cpu: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,7 +129,7 @@ async fn compare(args: &Args) -> anyhow::Result<()> {
         let (file, authz) = match name.as_str() {
             "no_auth" => ("front-proxy-no-auth.yaml", None),
             "jwt_authn" | "jwt_authn_cache" => ("front-proxy-jwt-authn.yaml", None),
-            "tollgate" => {
+            "tollgate" | "tollgate_lean" => {
                 let (child, addr) = start_tollgate(&args.tollgate, &idp, dir.path()).await?;
                 ("front-proxy.yaml", Some((child, addr)))
             }
@@ -155,16 +160,22 @@ async fn compare(args: &Args) -> anyhow::Result<()> {
         if name == "jwt_authn_cache" {
             config = with_jwt_cache(&config)?;
         }
+        if name == "tollgate_lean" {
+            config = with_allowed_headers(&config)?;
+        }
         if let Some((child, _)) = authz {
             children.push(child);
         }
+        let before = envoy_children();
         let envoy = Envoy::start(&config)
             .await
             .map_err(|e| anyhow::anyhow!("{name}: {e:#}"))?;
+        let envoy_pid = envoy_children().difference(&before).next().copied();
         let setup = Setup {
             name: name.clone(),
             envoy,
             authz_pid,
+            envoy_pid,
         };
         preflight(&setup, &token).await?;
         setups.push(setup);
@@ -198,9 +209,7 @@ async fn compare(args: &Args) -> anyhow::Result<()> {
                 run.rps,
                 run.p50,
                 run.p99,
-                run.authz_cpu
-                    .map(|c| format!("  authz CPU {c:.0} µs/req"))
-                    .unwrap_or_default(),
+                cpu_text(&run),
                 if run.non_2xx + run.errors > 0 {
                     format!(
                         "  NOT OK: {} non-2xx, {} socket errors",
@@ -238,20 +247,24 @@ fn table(setups: &[Setup], runs: &[Vec<Run>], args: &Args) {
         now_utc()
     );
     println!(
-        "| config | rps | p50 µs | p90 µs | p99 µs | rps / no_auth | rps / {0} | p99 / {0} | authz CPU µs/req |",
+        "| config | rps | p50 µs | p90 µs | p99 µs | rps / no_auth | rps / {0} | p99 / {0} | Envoy CPU µs/req | authz CPU µs/req |",
         native.map_or("jwt_authn", |n| setups[n].name.as_str())
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (i, setup) in setups.iter().enumerate() {
         let ratio = |base: Option<usize>, values: &[f64]| {
             base.map_or("-".to_owned(), |b| format!("{:.2}×", values[i] / values[b]))
         };
-        let cpu = runs[i]
-            .iter()
-            .filter_map(|r| r.authz_cpu)
-            .collect::<Vec<_>>();
+        let cpu = |f: fn(&Run) -> Option<f64>| {
+            let values = runs[i].iter().filter_map(f).collect::<Vec<_>>();
+            if values.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.0}", common::median(&values))
+            }
+        };
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
             setup.name,
             rps[i],
             median(&runs[i], |x| x.p50),
@@ -260,11 +273,8 @@ fn table(setups: &[Setup], runs: &[Vec<Run>], args: &Args) {
             ratio(floor, &rps),
             ratio(native, &rps),
             ratio(native, &p99),
-            if cpu.is_empty() {
-                "-".to_owned()
-            } else {
-                format!("{:.0}", common::median(&cpu))
-            }
+            cpu(|r| r.envoy_cpu),
+            cpu(|r| r.authz_cpu),
         );
     }
 }
@@ -400,6 +410,24 @@ fn with_jwt_cache(config: &str) -> anyhow::Result<String> {
     ))
 }
 
+/// Makes ext_authz send only the headers tollgate reads (the gRPC service gets only
+/// what is listed, `authorization` too) instead of every request header.
+fn with_allowed_headers(config: &str) -> anyhow::Result<String> {
+    let anchor = "              failure_mode_allow: false\n";
+    if !config.contains(anchor) {
+        bail!(
+            "front-proxy.yaml changed: no `failure_mode_allow: false` line to put allowed_headers beside"
+        );
+    }
+    Ok(config.replacen(
+        anchor,
+        &format!(
+            "{anchor}              allowed_headers:\n                patterns: [{{ exact: authorization }}, {{ exact: x-correlation-id }}, {{ exact: x-request-id }}]\n"
+        ),
+        1,
+    ))
+}
+
 /// The token gets through, and (with authorization) no token does not.
 async fn preflight(setup: &Setup, token: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
@@ -428,7 +456,8 @@ async fn wrk_run(
     args: &Args,
     seconds: u64,
 ) -> anyhow::Result<Run> {
-    let cpu_before = setup.authz_pid.and_then(cpu_micros);
+    let cpu_before = setup.authz_pid.and_then(common::cpu_micros);
+    let envoy_before = setup.envoy_pid.and_then(common::cpu_micros);
     let output = Command::new(wrk)
         .arg(format!("-t{}", args.threads))
         .arg(format!("-c{}", args.connections))
@@ -441,7 +470,8 @@ async fn wrk_run(
     let output = tokio::time::timeout(Duration::from_secs(seconds + 15), output)
         .await
         .context("wrk did not stop")??;
-    let cpu_after = setup.authz_pid.and_then(cpu_micros);
+    let cpu_after = setup.authz_pid.and_then(common::cpu_micros);
+    let envoy_after = setup.envoy_pid.and_then(common::cpu_micros);
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -453,6 +483,9 @@ async fn wrk_run(
     if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
         let requests = run.rps * seconds as f64;
         run.authz_cpu = Some((after - before) as f64 / requests);
+    }
+    if let (Some(before), Some(after)) = (envoy_before, envoy_after) {
+        run.envoy_cpu = Some((after - before) as f64 / (run.rps * seconds as f64));
     }
     Ok(run)
 }
@@ -494,16 +527,39 @@ fn micros(value: &str) -> Option<f64> {
     })
 }
 
-/// User plus system CPU time of a process, µs.
-fn cpu_micros(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces): state is the 3rd field, so
-    // utime and stime (14th, 15th) are the 12th and 13th after it.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // Linux reports these in USER_HZ, 100 on every mainstream build.
-    Some(ticks * 10_000)
+fn cpu_text(run: &Run) -> String {
+    let mut text = String::new();
+    if let Some(cpu) = run.envoy_cpu {
+        text.push_str(&format!("  Envoy CPU {cpu:.0} µs/req"));
+    }
+    if let Some(cpu) = run.authz_cpu {
+        text.push_str(&format!("  authz CPU {cpu:.0} µs/req"));
+    }
+    text
+}
+
+/// The pids of the Envoys this process started (its children named `envoy`).
+fn envoy_children() -> std::collections::HashSet<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let parent = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
+            head.ends_with("(envoy") && parent == Some(me)
+        })
+        .collect()
 }
 
 fn which(name: &str) -> Option<PathBuf> {

@@ -143,6 +143,10 @@ struct Stats {
     p99: f64,
     max: f64,
     failed: u64,
+    /// The server's CPU time per Check, µs.
+    cpu: Option<f64>,
+    /// Seconds measured.
+    seconds: f64,
 }
 
 impl Stats {
@@ -159,19 +163,24 @@ impl Stats {
             p99: at(0.99),
             max: micros.last().map_or(f64::NAN, |v| f64::from(*v)),
             failed,
+            cpu: None,
+            seconds,
         }
     }
 
     fn line(&self, name: &str, label: &str) -> String {
         format!(
-            "{name:<10} {label:<8} {:>9.0} rps  p50 {:>6.0} µs  p90 {:>6.0} µs  p99 {:>6.0} µs  max {:>7.0} µs{}",
+            "{name:<10} {label:<8} {:>9.0} rps  p50 {:>6.0} µs  p90 {:>6.0} µs  p99 {:>6.0} µs  max {:>7.0} µs{}{}",
             self.rps,
             self.p50,
             self.p90,
             self.p99,
             self.max,
+            self.cpu
+                .map(|c| format!("  server CPU {c:.0} µs/Check"))
+                .unwrap_or_default(),
             if self.failed > 0 {
-                format!("  FAILED {}", self.failed)
+                format!("  FAILED or unsent {}", self.failed)
             } else {
                 String::new()
             }
@@ -183,6 +192,7 @@ impl Stats {
 struct Target {
     name: String,
     addr: std::net::SocketAddr,
+    pid: Option<u32>,
     _child: Child,
 }
 
@@ -226,14 +236,14 @@ async fn load(args: &Args) -> anyhow::Result<()> {
         for i in 0..targets.len() {
             let index = (i + run) % targets.len();
             let target = &targets[index];
-            let stats = closed_loop(
+            let pass = closed_loop(
                 target.addr,
                 &requests,
                 args.shape(),
                 args.warmup,
                 args.duration,
-            )
-            .await?;
+            );
+            let stats = with_cpu(target, args.warmup, pass).await?;
             println!("{}", stats.line(&target.name, &format!("run {}", run + 1)));
             results[index].push(stats);
         }
@@ -274,7 +284,8 @@ async fn load(args: &Args) -> anyhow::Result<()> {
             for i in 0..targets.len() {
                 let index = (i + run) % targets.len();
                 let target = &targets[index];
-                let stats = open_loop(target.addr, &requests, args, rate).await?;
+                let pass = open_loop(target.addr, &requests, args, rate);
+                let stats = with_cpu(target, args.warmup, pass).await?;
                 println!("{}", stats.line(&target.name, &format!("run {}", run + 1)));
                 results[index].push(stats);
             }
@@ -300,6 +311,11 @@ fn median_stats(runs: &[Stats]) -> Stats {
         p99: of(|s| s.p99),
         max: of(|s| s.max),
         failed: runs.iter().map(|s| s.failed).sum(),
+        cpu: {
+            let cpu: Vec<f64> = runs.iter().filter_map(|s| s.cpu).collect();
+            (!cpu.is_empty()).then(|| common::median(&cpu))
+        },
+        seconds: of(|s| s.seconds),
     }
 }
 
@@ -359,6 +375,7 @@ async fn start_target(
     let target = Target {
         name: name.to_owned(),
         addr,
+        pid: child.id(),
         _child: child,
     };
     wait_serving(&target, idp).await?;
@@ -480,7 +497,7 @@ async fn closed_loop(
 /// `rate` Checks per second for `warmup + duration` seconds, open loop: each of
 /// `concurrency` senders is due every `concurrency / rate` seconds, and a Check's latency
 /// counts from when it was due, so a stalled server is not excused by the generator
-/// waiting for it.
+/// waiting for it. Checks still unsent a second after the end count as failed.
 async fn open_loop(
     addr: std::net::SocketAddr,
     requests: &Arc<Vec<CheckRequest>>,
@@ -509,6 +526,13 @@ async fn open_loop(
                 if due >= until {
                     break;
                 }
+                // A server that cannot keep up leaves a backlog; what is still unsent a
+                // second after the end counts as failed, so the run stays bounded in time.
+                if tokio::time::Instant::now() >= until + Duration::from_secs(1) {
+                    let left = until.saturating_duration_since(due).as_secs_f64();
+                    failed += (left / period.as_secs_f64()).ceil() as u64;
+                    break;
+                }
                 let answer = client.check(request.clone()).await;
                 let micros = due.elapsed().as_micros();
                 if due >= measure_from {
@@ -523,6 +547,27 @@ async fn open_loop(
         }));
     }
     collect(tasks, args.duration).await
+}
+
+/// A run's stats with the target's CPU time per Check, counted from the end of the
+/// warm-up to the end of the run.
+async fn with_cpu(
+    target: &Target,
+    warmup: f64,
+    run: impl std::future::Future<Output = anyhow::Result<Stats>>,
+) -> anyhow::Result<Stats> {
+    let pid = target.pid;
+    let start = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+        pid.and_then(common::cpu_micros)
+    });
+    let mut stats = run.await?;
+    let end = pid.and_then(common::cpu_micros);
+    if let (Ok(Some(start)), Some(end)) = (start.await, end) {
+        let checks = stats.rps * stats.seconds;
+        stats.cpu = Some(end.saturating_sub(start) as f64 / checks);
+    }
+    Ok(stats)
 }
 
 async fn collect(
@@ -594,6 +639,7 @@ async fn memory(args: &Args) -> anyhow::Result<()> {
     let target = Target {
         name: "tollgate".into(),
         addr: grpc,
+        pid: Some(pid),
         _child: child,
     };
     let one = Arc::new(vec![requests[0].clone()]);
