@@ -200,8 +200,9 @@ impl Keycloak {
     }
 }
 
-/// A confidential client with a service account, the default scopes `basic` and `profile`,
-/// the optional scopes `orders.read` and `orders.write`, an audience mapper adding `audience`, and access tokens signed with `alg`.
+/// A confidential client with a service account, the default scopes `basic`, `profile` and
+/// `roles`, the optional scopes `orders.read` and `orders.write`, an audience mapper adding
+/// `audience`, and access tokens signed with `alg`.
 fn client(client_id: &str, audience: &str, alg: &str) -> Value {
     json!({
         "clientId": client_id,
@@ -210,8 +211,9 @@ fn client(client_id: &str, audience: &str, alg: &str) -> Value {
         "serviceAccountsEnabled": true,
         "directAccessGrantsEnabled": true,
         "standardFlowEnabled": false,
-        // `basic` adds `sub` to user tokens (Keycloak 25+); without it they have none.
-        "defaultClientScopes": ["basic", "profile"],
+        // `basic` adds `sub` to user tokens (Keycloak 25+; without it they have none);
+        // `roles` adds the roles, and with them the audience `account`.
+        "defaultClientScopes": ["basic", "profile", "roles"],
         "optionalClientScopes": ["orders.read", "orders.write"],
         "attributes": { "access.token.signed.response.alg": alg },
         "protocolMappers": [{
@@ -317,9 +319,10 @@ async fn service_account_token_with_the_scope_and_audience_is_allowed() {
     let (header, claims) = decode_unverified(&token);
     assert_eq!(header["typ"], "JWT");
     assert_eq!(header["alg"], "RS256");
-    // One audience from the mapper, as a plain string; azp names the client; sub is the
-    // service account's user id, not the client id.
-    assert_eq!(claims["aud"], AUDIENCE);
+    // The mapper's audience, and `account` because the `roles` scope puts the service
+    // account's account-client roles in; azp names the client; sub is the service
+    // account's user id, not the client id.
+    assert_eq!(claims["aud"], json!([AUDIENCE, "account"]), "{claims}");
     assert_eq!(claims["azp"], "orders-client");
     assert_eq!(claims["typ"], "Bearer");
     assert_eq!(claims["scope"], "orders.read profile");
@@ -382,7 +385,10 @@ async fn token_for_another_audience_gets_401_audience_not_accepted() {
         .check(get("/orders").policy("orders-read").bearer(&token))
         .await;
 
-    assert_eq!(decode_unverified(&token).1["aud"], OTHER_AUDIENCE);
+    assert_eq!(
+        decode_unverified(&token).1["aud"],
+        json!([OTHER_AUDIENCE, "account"])
+    );
     assert_eq!(answer.status(), 401, "{:?}", answer.body());
     assert_eq!(answer.reason(), "audience_not_accepted");
     assert_eq!(answer.challenge_error().as_deref(), Some("invalid_token"));
