@@ -245,8 +245,9 @@ pub async fn discover(url: &str) -> Discovery {
 }
 
 /// tollgate's config for a provider, from its discovery document only: the provider `idp`
-/// and two policies, `orders-read` (audience [`AUDIENCE`], scope `orders.read`) and
-/// `orders-write` (scope `orders.write`), which Envoy's `front-proxy.yaml` names.
+/// and three policies: `orders-read` (audience [`AUDIENCE`], scope `orders.read`) and
+/// `orders-write` (scope `orders.write`), which Envoy's `front-proxy.yaml` names, and
+/// `orders-audience` (the audience alone, for providers that put no scopes in tokens).
 pub fn tollgate_config(discovery: &Discovery, algorithms: &[&str]) -> String {
     format!(
         r#"
@@ -269,6 +270,11 @@ policies:
     provider: idp
     audiences: ["{AUDIENCE}"]
     scopes: {{ all: [orders.write] }}
+    forward_claims: {{ sub: x-auth-sub }}
+    realm: orders
+  orders-audience:
+    provider: idp
+    audiences: ["{AUDIENCE}"]
     forward_claims: {{ sub: x-auth-sub }}
     realm: orders
 default: deny
