@@ -23,7 +23,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -85,7 +84,7 @@ pub struct Supervised {
     pid: u32,
     log: PathBuf,
     // Held open for the life of the test process; its closing is the stop signal.
-    _stdin: Mutex<ChildStdin>,
+    _stdin: ChildStdin,
 }
 
 /// Starts `command` in a new process group, its output going to a log in `run_dir`.
@@ -141,7 +140,7 @@ impl Supervised {
             name: name.to_owned(),
             pid,
             log: run_dir.join("log"),
-            _stdin: Mutex::new(child.stdin.take().unwrap()),
+            _stdin: child.stdin.take().unwrap(),
         }
     }
 
