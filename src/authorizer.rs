@@ -198,7 +198,8 @@ impl Authorizer {
             outcome.kid = hit.kid.clone();
             let key_set = keys.current().ok_or_else(|| unavailable(provider))?;
             if key_set.has_fingerprint(hit.key_fingerprint) {
-                verify::registered(&hit.claims, &provider.issuer, now, provider.clock_skew)
+                let issuer = provider.issuer_for(&hit.claims);
+                verify::registered(&hit.claims, issuer, now, provider.clock_skew)
                     .map_err(claim_failure)?;
                 check_policy(policy, &hit.claims)?;
                 return Ok(hit);
@@ -260,8 +261,9 @@ impl Authorizer {
         let key = jws.verify(alg, &candidates).map_err(verify_failure)?;
 
         let claims = jws.claims().map_err(verify_failure)?;
-        let exp = verify::registered(&claims, &provider.issuer, now, provider.clock_skew)
-            .map_err(claim_failure)?;
+        let issuer = provider.issuer_for(&claims);
+        let exp =
+            verify::registered(&claims, issuer, now, provider.clock_skew).map_err(claim_failure)?;
         let ttl = exp
             .map(|exp| exp + provider.clock_skew.as_secs_f64() - now as f64)
             .filter(|left| *left > 0.0)

@@ -106,6 +106,23 @@ pub struct Provider {
     pub fetch_timeout: Duration,
     /// Hosts besides the discovery document's own that its `jwks_uri` may name.
     pub jwks_hosts: Vec<String>,
+    /// Other exact spellings of `iss` this provider's tokens may carry.
+    pub issuer_aliases: Vec<String>,
+}
+
+impl Provider {
+    /// The accepted issuer that a token's `iss` names: the issuer or one of its aliases,
+    /// compared exactly; the issuer itself when `iss` is neither, so the check fails on it.
+    pub fn issuer_for<'a>(
+        &'a self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> &'a str {
+        let iss = claims.get("iss").and_then(serde_json::Value::as_str);
+        self.issuer_aliases
+            .iter()
+            .find(|alias| Some(alias.as_str()) == iss)
+            .map_or(&self.issuer, |alias| alias)
+    }
 }
 
 /// A named policy.

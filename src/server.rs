@@ -30,6 +30,9 @@ use crate::service::CheckService;
 pub mod reflection;
 pub mod tls;
 
+/// Concurrent Check streams one HTTP/2 connection may carry.
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+
 /// The gRPC service name Envoy and Kubernetes health-check.
 const CHECK_SERVICE: &str = "envoy.service.auth.v3.Authorization";
 
@@ -149,6 +152,9 @@ impl Server {
         let service = AuthorizationServer::new(CheckService::new(authorizer));
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            // Backpressure instead of an unbounded queue: past this many Checks in flight
+            // on one connection, HTTP/2 makes the client (Envoy) wait or open another.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -493,3 +493,33 @@ async fn rs256_es256_and_eddsa_tokens_verify() {
         assert_eq!(check_token(&server, &token).await, ALLOW_OWNED(), "{alg:?}");
     }
 }
+
+/// Providers that publish several spellings of their issuer list them explicitly; nothing
+/// is normalised silently.
+#[tokio::test]
+async fn issuer_aliases_are_exact_and_explicit() {
+    let idp = DevIdp::start().await.unwrap();
+    let alias = format!("{}/", idp.issuer());
+    let yaml = config(&idp).replace(
+        "    refetch_cooldown: 30s\n",
+        &format!("    issuer_aliases: [\"{alias}\"]\n"),
+    );
+    let server = TestServer::start(&yaml).await;
+    let cases = [
+        (json!(idp.issuer()), ALLOW),
+        (json!(alias), ALLOW),
+        (
+            json!(format!("{}//", idp.issuer())),
+            (401, "issuer_mismatch"),
+        ),
+        (json!(idp.issuer().to_uppercase()), (401, "issuer_mismatch")),
+    ];
+    for (iss, (status, reason)) in cases {
+        let token = idp.mint(&with(valid_claims(&idp), json!({ "iss": iss })));
+        assert_eq!(
+            check_token(&server, &token).await,
+            (status, reason.into()),
+            "{iss}"
+        );
+    }
+}

@@ -336,3 +336,26 @@ async fn redirects_are_not_followed() {
     assert!(body.contains("answered HTTP 307"), "{body}");
     assert_eq!(idp.jwks_fetches(), 0);
 }
+
+#[tokio::test]
+async fn keys_serve_until_max_stale_then_checks_get_503() {
+    let idp = DevIdp::start().await.unwrap();
+    let yaml = config(&idp).replace(
+        "    refetch_cooldown: 30s\n",
+        "    refresh: 200ms\n    min_refresh: 100ms\n    max_stale: 1s\n",
+    );
+    let server = TestServer::start(&yaml).await;
+    let token = valid_token(&idp);
+
+    idp.set_fault(Fault::Down);
+    let within = server.check(get("/orders").bearer(&token)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let beyond = server.check(get("/orders").bearer(&token)).await;
+
+    assert_eq!(within.grpc_code(), 0);
+    assert_eq!(
+        (beyond.status(), beyond.reason().as_str()),
+        (503, "keys_unavailable")
+    );
+    assert_eq!(beyond.header("retry-after").as_deref(), Some("5"));
+}

@@ -138,6 +138,9 @@ pub struct Provider {
     /// Hosts besides the discovery document's own that its `jwks_uri` may name.
     #[serde(default)]
     pub jwks_hosts: Vec<String>,
+    /// Other exact spellings of `iss` this provider publishes.
+    #[serde(default)]
+    pub issuer_aliases: Vec<String>,
 }
 
 /// `policies.NAME:`

@@ -316,7 +316,14 @@ fn provider(
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect(),
+        issuer_aliases: raw.issuer_aliases.clone(),
     };
+    if provider.issuer_aliases.iter().any(String::is_empty) {
+        problems.add(
+            format!("{key}.issuer_aliases"),
+            "must not contain an empty issuer",
+        );
+    }
     if provider.min_refresh > provider.max_refresh {
         problems.add(format!("{key}.min_refresh"), "must not exceed max_refresh");
     }

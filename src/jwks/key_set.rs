@@ -15,6 +15,10 @@ use serde_json::Value;
 /// RSA keys shorter than this are refused (NIST SP 800-131A).
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// Keys read from one JWKS document; later entries are skipped. Providers publish a
+/// handful; hundreds would make every unknown `kid` a long scan.
+pub const MAX_KEYS: usize = 100;
+
 /// Tokens without `kid` are tried against at most this many keys.
 pub const MAX_KIDLESS_CANDIDATES: usize = 3;
 
@@ -155,8 +159,13 @@ impl KeySet {
             .and_then(Value::as_array)
             .ok_or(KeySetError::NotAKeySet(None))?;
         let mut set = KeySet::default();
-        for entry in entries {
-            match parse_jwk(entry) {
+        for (index, entry) in entries.iter().enumerate() {
+            let parsed = if index < MAX_KEYS {
+                parse_jwk(entry)
+            } else {
+                Err(format!("the set holds more than {MAX_KEYS} keys"))
+            };
+            match parsed {
                 Ok(key) => set.keys.push(key),
                 Err(reason) => set.skipped.push(SkippedKey {
                     kid: entry.get("kid").and_then(Value::as_str).map(Kid::new),

@@ -126,3 +126,14 @@ fn documents_that_are_not_key_sets_are_errors() {
         assert!(KeySet::parse(body).is_err(), "{body:?}");
     }
 }
+
+#[test]
+fn keys_past_the_limit_are_skipped() {
+    let keys = (0..MAX_KEYS + 5)
+        .map(|i| rsa(Some(&format!("k{i}")), json!({})))
+        .collect();
+    let set = parse(keys);
+    assert_eq!(set.keys().len(), MAX_KEYS);
+    assert_eq!(set.skipped().len(), 5);
+    assert_eq!(set.skipped()[0].reason, "the set holds more than 100 keys");
+}
