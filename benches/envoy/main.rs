@@ -243,7 +243,7 @@ fn table(setups: &[Setup], runs: &[Vec<Run>], args: &Args) {
     let floor = find("no_auth");
     let native = find("jwt_authn_cache").or_else(|| find("jwt_authn"));
     println!(
-        "\nmedians of {} runs, {} connections, {} s each ({})",
+        "\nmedians of {} runs (ratios: median of each round's ratio), {} connections, {} s each ({})",
         args.runs,
         args.connections,
         args.duration,
@@ -255,8 +255,17 @@ fn table(setups: &[Setup], runs: &[Vec<Run>], args: &Args) {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (i, setup) in setups.iter().enumerate() {
-        let ratio = |base: Option<usize>, values: &[f64]| {
-            base.map_or("-".to_owned(), |b| format!("{:.2}×", values[i] / values[b]))
+        // Runs of one round ran minutes apart at most; the median of each round's ratio
+        // holds up better than a ratio of medians when the machine's load drifts.
+        let ratio = |base: Option<usize>, f: fn(&Run) -> f64| {
+            base.map_or("-".to_owned(), |b| {
+                let per_round: Vec<f64> = runs[i]
+                    .iter()
+                    .zip(&runs[b])
+                    .map(|(run, base)| f(run) / f(base))
+                    .collect();
+                format!("{:.2}×", common::median(&per_round))
+            })
         };
         let cpu = |f: fn(&Run) -> Option<f64>| {
             let values = runs[i].iter().filter_map(f).collect::<Vec<_>>();
@@ -273,9 +282,9 @@ fn table(setups: &[Setup], runs: &[Vec<Run>], args: &Args) {
             median(&runs[i], |x| x.p50),
             median(&runs[i], |x| x.p90),
             p99[i],
-            ratio(floor, &rps),
-            ratio(native, &rps),
-            ratio(native, &p99),
+            ratio(floor, |r| r.rps),
+            ratio(native, |r| r.rps),
+            ratio(native, |r| r.p99),
             cpu(|r| r.envoy_cpu),
             cpu(|r| r.authz_cpu),
         );

@@ -257,15 +257,30 @@ async fn load(args: &Args) -> anyhow::Result<()> {
     for (target, stats) in targets.iter().zip(&medians) {
         println!("{}", stats.line(&target.name, "median"));
     }
-    let tollgate = targets.iter().position(|t| t.name == "tollgate");
-    if let Some(t) = tollgate {
-        for (target, stats) in targets.iter().zip(&medians) {
-            if target.name != "tollgate" {
+    // Ratios per round (the runs of a round are seconds apart), then their median: steadier
+    // than a ratio of medians when the machine's load drifts.
+    let ratio = |a: usize, b: usize, f: fn(&Stats) -> f64| {
+        let per_round: Vec<f64> = results[a]
+            .iter()
+            .zip(&results[b])
+            .map(|(x, y)| f(x) / f(y))
+            .collect();
+        common::median(&per_round)
+    };
+    for (a, first) in targets.iter().enumerate() {
+        if !first.name.starts_with("tollgate")
+            && !args.variants.iter().any(|(n, _)| *n == first.name)
+        {
+            continue;
+        }
+        for (b, second) in targets.iter().enumerate() {
+            if a != b {
                 println!(
-                    "tollgate / {:<9} rps {:.2}×  p99 {:.2}×",
-                    target.name,
-                    medians[t].rps / stats.rps,
-                    medians[t].p99 / stats.p99
+                    "{} / {:<9} rps {:.2}×  p99 {:.2}×  (median of per-round ratios)",
+                    first.name,
+                    second.name,
+                    ratio(a, b, |s| s.rps),
+                    ratio(a, b, |s| s.p99)
                 );
             }
         }
