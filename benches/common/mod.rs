@@ -7,9 +7,17 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 
+use anyhow::{Context as _, bail};
 use dev_idp::{DevIdp, KeyAlg};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
+    Authorization, AuthorizationServer,
+};
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, OkHttpResponse,
+};
+use envoy_types::pb::google::rpc;
 use serde_json::{Value, json};
 
 /// The audience of the bench policy.
@@ -174,4 +182,45 @@ pub fn cpu_micros(pid: u32) -> Option<u64> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // Linux reports these in USER_HZ, 100 on every mainstream build.
     Some(ticks * 10_000)
+}
+
+/// The constant-OK Check server: what the transport alone costs.
+#[derive(Debug, Default)]
+pub struct ConstantOk;
+
+#[tonic::async_trait]
+impl Authorization for ConstantOk {
+    async fn check(
+        &self,
+        _request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(CheckResponse {
+            status: Some(rpc::Status {
+                code: 0,
+                ..Default::default()
+            }),
+            // As tollgate's `strip_token` does, so the upstream sees the same request.
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers_to_remove: vec!["authorization".into()],
+                ..Default::default()
+            })),
+            dynamic_metadata: None,
+        }))
+    }
+}
+
+/// Serves [`ConstantOk`] as tollgate serves Check: Tokio's default multi-threaded
+/// runtime, HTTP/2 with `TCP_NODELAY`.
+pub fn serve_constant_ok(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() {
+        bail!("refusing to listen on non-loopback {addr}");
+    }
+    tokio::runtime::Runtime::new()?.block_on(async {
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(AuthorizationServer::new(ConstantOk))
+            .serve(addr)
+            .await
+            .context("constant-OK server failed")
+    })
 }

@@ -43,11 +43,12 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Configs to run, of no_auth, jwt_authn, jwt_authn_cache, tollgate, tollgate_lean
-    /// (ext_authz sends only the headers tollgate reads), opa, or a `--variant`.
+    /// (ext_authz sends only the headers tollgate reads), constant (ext_authz to a server
+    /// that allows everything), opa, or a `--variant`.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "no_auth,jwt_authn,jwt_authn_cache,tollgate,opa"
+        default_value = "no_auth,jwt_authn,jwt_authn_cache,constant,tollgate,opa"
     )]
     configs: Vec<String>,
     /// 1 s runs, one of each, no warm-up: proves the scripts work, measures nothing.
@@ -63,6 +64,9 @@ struct Args {
     /// The OPA ext_authz server binary (built by `benches/opa/build`).
     #[arg(long, env = "OPA_EXT_AUTHZ")]
     opa: Option<PathBuf>,
+    /// Internal: serve the constant-OK Check on this address and nothing else.
+    #[arg(long, hide = true)]
+    serve_constant_ok: Option<SocketAddr>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -95,6 +99,9 @@ struct Run {
 
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
+    if let Some(addr) = args.serve_constant_ok {
+        return common::serve_constant_ok(addr);
+    }
     if args.smoke {
         args.duration = 1;
         args.warmup = 0;
@@ -144,6 +151,10 @@ async fn compare(args: &Args) -> anyhow::Result<()> {
                 let binary = binary.expect("the variant exists");
                 let (child, addr) = start_tollgate(binary, &idp, &dir).await?;
                 ("front-proxy.yaml", Some((child, addr)))
+            }
+            "constant" => {
+                let started = start_constant(dir.path()).await?;
+                ("front-proxy.yaml", Some(started))
             }
             "opa" => match start_opa(args, &idp, dir.path()).await? {
                 Some(started) => ("front-proxy.yaml", Some(started)),
@@ -338,6 +349,30 @@ async fn start_tollgate(
     Ok((child, grpc))
 }
 
+/// The constant-OK Check server (this binary again): what ext_authz costs when the
+/// authorization server does nothing.
+async fn start_constant(dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+    let addr = common::free_port();
+    let log = std::fs::File::create(dir.join("constant.log"))?;
+    let child = Command::new(std::env::current_exe()?)
+        .arg("--serve-constant-ok")
+        .arg(addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the constant-OK server")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the constant-OK server did not listen within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((child, addr))
+}
+
 async fn start_opa(
     args: &Args,
     idp: &DevIdp,
@@ -469,7 +504,7 @@ async fn preflight(setup: &Setup, token: &str) -> anyhow::Result<()> {
     // tollgate answers 401 with a challenge; the OPA peer, like opa-envoy-plugin's
     // boolean policies, 403.
     let without = http.get(&url).send().await?.status();
-    let open = setup.name == "no_auth";
+    let open = matches!(setup.name.as_str(), "no_auth" | "constant");
     if without.is_success() != open {
         bail!("{}: no token got {without}", setup.name);
     }

@@ -24,12 +24,7 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use dev_idp::{DevIdp, KeyAlg};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
-    Authorization, AuthorizationServer,
-};
-use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, OkHttpResponse};
-use envoy_types::pb::google::rpc;
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use tokio::process::{Child, Command};
 use tokio::time::MissedTickBehavior;
 use tonic::transport::{Channel, Endpoint};
@@ -97,7 +92,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if let Some(addr) = args.serve_constant_ok {
-        return serve_constant_ok(addr);
+        return common::serve_constant_ok(addr);
     }
     if args.smoke {
         args.duration = 1.0;
@@ -767,43 +762,6 @@ fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .with_context(|| format!("no {field} in /proc/{pid}/status"))
-}
-
-/// The constant-OK Check server: what the transport alone costs.
-#[derive(Debug, Default)]
-struct ConstantOk;
-
-#[tonic::async_trait]
-impl Authorization for ConstantOk {
-    async fn check(
-        &self,
-        _request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        Ok(tonic::Response::new(CheckResponse {
-            status: Some(rpc::Status {
-                code: 0,
-                ..Default::default()
-            }),
-            http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
-            dynamic_metadata: None,
-        }))
-    }
-}
-
-/// Serves [`ConstantOk`] as tollgate serves Check: Tokio's default multi-threaded
-/// runtime, HTTP/2 with `TCP_NODELAY`.
-fn serve_constant_ok(addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    if !addr.ip().is_loopback() {
-        bail!("refusing to listen on non-loopback {addr}");
-    }
-    tokio::runtime::Runtime::new()?.block_on(async {
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(AuthorizationServer::new(ConstantOk))
-            .serve(addr)
-            .await
-            .context("constant-OK server failed")
-    })
 }
 
 /// `NAME=PATH` of `--variant`.
