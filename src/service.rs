@@ -217,7 +217,7 @@ pub fn respond(outcome: &Outcome, correlation_header: &str) -> CheckResponse {
 /// Envoy's `dynamic_metadata` for access logs and later filters: decision, reason,
 /// policy, correlation id, and the accepted token's `iss` and `sub`.
 fn metadata(outcome: &Outcome) -> Struct {
-    let mut fields = std::collections::HashMap::new();
+    let mut fields = std::collections::HashMap::with_capacity(6);
     let mut put = |key: &str, value: &str| {
         fields.insert(
             key.to_owned(),

@@ -192,8 +192,9 @@ fn checked(token: Cow<'_, str>, max_bytes: usize) -> Result<BearerToken<'_>, Tok
         return Err(TokenError::Malformed("empty token"));
     }
     let body = token.trim_end_matches('=');
-    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
-    if body.is_empty() || !body.chars().all(b64token) {
+    let b64token =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+    if body.is_empty() || !body.bytes().all(b64token) {
         return Err(TokenError::Malformed("token is not a b64token"));
     }
     Ok(BearerToken(token))
