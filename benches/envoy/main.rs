@@ -61,6 +61,10 @@ struct Args {
     /// a target (for comparing a change before it lands).
     #[arg(long = "variant", value_parser = parse_variant)]
     variants: Vec<(String, PathBuf)>,
+    /// Entries of the OPA peer's verified-token cache (`io_jwt`); 0 leaves it off, as
+    /// OPA's server default does.
+    #[arg(long, default_value_t = 0)]
+    opa_jwt_cache: usize,
     /// The OPA ext_authz server binary (built by `benches/opa/build`).
     #[arg(long, env = "OPA_EXT_AUTHZ")]
     opa: Option<PathBuf>,
@@ -397,6 +401,8 @@ async fn start_opa(
         .arg(idp.issuer())
         .arg("-policy")
         .arg(root.join("benches/opa/policy.rego"))
+        .arg("-jwt-cache")
+        .arg(args.opa_jwt_cache.to_string())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -78,6 +78,10 @@ struct Args {
     /// a target (for comparing a change before it lands).
     #[arg(long = "variant", value_parser = parse_variant)]
     variants: Vec<(String, PathBuf)>,
+    /// Entries of the OPA peer's verified-token cache (`io_jwt`); 0 leaves it off, as
+    /// OPA's server default does.
+    #[arg(long, default_value_t = 0)]
+    opa_jwt_cache: usize,
     /// The OPA ext_authz server binary (built by `benches/opa/build`).
     #[arg(long, env = "OPA_EXT_AUTHZ")]
     opa: Option<PathBuf>,
@@ -368,7 +372,9 @@ async fn start_target(
                 .arg("-issuer")
                 .arg(idp.issuer())
                 .arg("-policy")
-                .arg(workspace().join("benches/opa/policy.rego"));
+                .arg(workspace().join("benches/opa/policy.rego"))
+                .arg("-jwt-cache")
+                .arg(args.opa_jwt_cache.to_string());
             command
         }
         other => {
