@@ -104,6 +104,11 @@ impl TokenCache {
         }
     }
 
+    /// Whether caching is on (`max_bytes` above 0).
+    pub fn enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
     /// The cache key of a token for a provider.
     pub fn digest(provider: &ProviderName, token: &str) -> TokenDigest {
         let mut context = digest::Context::new(&digest::SHA256);

@@ -6,7 +6,7 @@
 //! replaces the last good key set; keys older than `max_stale` stop being served.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -43,7 +43,6 @@ pub struct ProviderKeys {
     in_flight: AtomicBool,
     last_refetch: std::sync::Mutex<Option<Instant>>,
     attempts: watch::Sender<u64>,
-    suppressed: AtomicU64,
     retired: CancellationToken,
 }
 
@@ -57,7 +56,6 @@ impl ProviderKeys {
             in_flight: AtomicBool::new(false),
             last_refetch: std::sync::Mutex::new(None),
             attempts: watch::Sender::new(0),
-            suppressed: AtomicU64::new(0),
             retired: CancellationToken::new(),
         }
     }
@@ -80,11 +78,6 @@ impl ProviderKeys {
         self.snapshot.load_full()
     }
 
-    /// Refetches suppressed by the cool-down so far.
-    pub fn suppressed_refetches(&self) -> u64 {
-        self.suppressed.load(Ordering::Relaxed)
-    }
-
     /// Asks for an early fetch because a token named an unknown `kid`, and waits for it
     /// at most `budget`. All callers share one fetch; a new one starts at most once per
     /// `refetch_cooldown`. Returns whether a fetch completed while waiting.
@@ -99,7 +92,6 @@ impl ProviderKeys {
                 // Join the fetch under way; it started after the cool-down began.
                 (true, true) => seen + 1,
                 (true, false) => {
-                    self.suppressed.fetch_add(1, Ordering::Relaxed);
                     let labels = ProviderLabels {
                         provider: self.provider.name.to_string(),
                     };
